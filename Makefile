@@ -1,0 +1,35 @@
+# The two set-up commands of the README. Each creates .venv and installs what it needs.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+OUT ?= placewright-out
+
+.PHONY: example test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required" if sys.version_info < (3, 11) else 0)'
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+# Run the pipeline on the bundled example: two scenes, embedded defaults (no GPU, no weights, no server).
+example: $(VENV)/.installed
+	$(BIN)/placewright run examples/olive-oil-bottle.jpg \
+		--prompt "sunlit marble kitchen counter, morning light" \
+		--prompt "rustic wooden table, warm evening light" \
+		--out $(OUT)
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/bench_pipeline.py
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache

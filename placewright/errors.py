@@ -1,0 +1,32 @@
+"""The error hierarchy: every failure the pipeline reports on purpose is one of these."""
+
+from __future__ import annotations
+
+
+class PlacewrightError(Exception):
+    """Base class. ``stage`` and ``backend`` say where it happened, when known."""
+
+    def __init__(self, message: str, *, stage: str | None = None, backend: str | None = None) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.backend = backend
+
+
+class InvalidInput(PlacewrightError):
+    """The user's input cannot be used (bad file, bad size, fully transparent product...)."""
+
+
+class UnknownBackend(PlacewrightError):
+    """A backend name that no stage registry knows."""
+
+
+class BackendUnavailable(PlacewrightError):
+    """A backend whose extra, weights or credentials are missing."""
+
+
+class TransientBackendError(PlacewrightError):
+    """A failure worth retrying (timeouts, HTTP 429/5xx, out of memory)."""
+
+
+class StageFailed(PlacewrightError):
+    """A stage could not produce a result with any of its backends."""

@@ -1,0 +1,237 @@
+"""One typed settings object for the whole project.
+
+Every value has a default. Values come, highest priority first, from: arguments given
+in code, ``PLACEWRIGHT_*`` environment variables (nested sections with ``__``, e.g.
+``PLACEWRIGHT_COMPOSITE__SHADOW_OPACITY=0.25``), a TOML file named by
+``PLACEWRIGHT_CONFIG_FILE`` (or ``placewright.toml`` in the working directory), and
+the defaults below. Settings are built at the edges (CLI, flow entry) and passed down
+as typed sections: core functions never read the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+OutputFormat = Literal["webp", "jpeg", "png"]
+
+
+class Section(BaseModel):
+    """Base for settings sections: immutable, unknown keys rejected (typos surface)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LimitsSettings(Section):
+    """What input images are accepted."""
+
+    max_pixels: int = Field(64_000_000, gt=0, description="Refuse images with more pixels (decompression bombs).")
+    min_side: int = Field(32, gt=0, description="Refuse images whose shorter side is smaller than this.")
+    max_file_bytes: int = Field(200 * 1024 * 1024, gt=0, description="Refuse files larger than this.")
+
+
+class EnhanceSettings(Section):
+    """Upscaling and sharpening of the product photo."""
+
+    backend: str = "auto"
+    target_long_side: int = Field(1024, ge=64, description="Upscale products whose long side is below this.")
+    max_scale: float = Field(4.0, ge=1.0, description="Never upscale by more than this factor.")
+    sharpen_radius: float = Field(1.0, gt=0, description="Unsharp-mask Gaussian sigma, in output pixels.")
+    sharpen_amount: float = Field(0.6, ge=0, description="Unsharp-mask strength (0 = off).")
+    sharpen_threshold: int = Field(2, ge=0, description="Differences below this (0-255) are not sharpened.")
+    overshoot_limit: float = Field(
+        2.0, ge=0, le=64, description="Sharpening may exceed the local 3x3 min/max by at most this (0-255)."
+    )
+
+
+class CutoutSettings(Section):
+    """Background removal."""
+
+    backend: str = "auto"
+    box_fraction: float = Field(0.95, gt=0.5, le=1.0, description="Seed box covering this much of the image.")
+    work_side: int = Field(512, ge=128, description="GrabCut runs at this long side, then the mask is upsampled.")
+    iterations: int = Field(5, ge=1, description="GrabCut iterations.")
+    edge_softness_px: float = Field(1.5, ge=0, description="Width of the soft alpha edge, in pixels.")
+    min_product_fraction: float = Field(0.005, gt=0, description="Refuse cut-outs smaller than this share.")
+    grabcut_max_pixels: int = Field(
+        65_536, ge=4096, description="GrabCut's region is shrunk to at most this many pixels (speed)."
+    )
+    backdrop_tolerance: float = Field(
+        3.5, gt=0, description="Pixels this many noise RMS away from the backdrop model are product candidates."
+    )
+    remove_shadows: bool = Field(True, description="Treat darker copies of the backdrop (cast shadows) as backdrop.")
+
+
+class SceneSettings(Section):
+    """Background scenes."""
+
+    backend: str = "auto"
+    default_prompt: str = "a product on a wooden table in a bright, softly lit studio"
+    work_side: int = Field(
+        512, ge=64, le=4096, description="Procedural scenes are drawn at this long side, then upscaled."
+    )
+    horizon_range: tuple[float, float] = Field(
+        (0.55, 0.62), description="Row range (fractions of the height) of the tabletop's back edge."
+    )
+    surface_depth: float = Field(
+        0.40, gt=0, lt=1, description="Base line: this share of the tabletop depth in front of its back edge."
+    )
+    light_strength: float = Field(1.0, ge=0, le=2, description="Key light pool strength (0 = flat light).")
+    texture_strength: float = Field(1.0, ge=0, le=2, description="Grain / vein contrast (0 = plain).")
+    grain: float = Field(1.2, ge=0, le=8, description="Luminance grain (std, 0-255 levels) against banding.")
+
+
+class AnalyzeSettings(Section):
+    """Product identity and recommended size."""
+
+    backend: str = "auto"
+    size_scale: float = Field(1.0, gt=0, description="Multiplies every recommended size fraction.")
+    max_width_fraction: float = Field(
+        0.55, gt=0, le=1, description="Wide products are made smaller so their width stays within this."
+    )
+
+
+class LocateSettings(Section):
+    """Finding the placement surface."""
+
+    backend: str = "auto"
+    surface: str = Field("table", description="The surface phrase, e.g. 'table' or 'countertop'.")
+    band: tuple[float, float] = Field(
+        (0.62, 0.74), description="Fallback band (fractions of the height) the base line is put in."
+    )
+    search_rows: tuple[float, float] = Field(
+        (0.35, 0.90), description="Rows (fractions of the height) searched for a horizontal surface edge."
+    )
+    work_width: int = Field(384, ge=64, le=4096, description="Edge search runs at this width.")
+    line_offset: float = Field(
+        0.35, ge=0, lt=1, description="Base line: this fraction of the way from the found edge to the bottom."
+    )
+    min_contrast: float = Field(
+        2.5, gt=0, description="Weakest edge accepted: mean step across the edge, in 0-255 grey levels."
+    )
+    min_confidence: float = Field(
+        0.3, ge=0, le=1, description="Weakest lead of the best edge over the next best (0..1) accepted."
+    )
+    min_span: float = Field(0.5, gt=0, le=1, description="An edge must span at least this fraction of the width.")
+
+
+class CompositeSettings(Section):
+    """Placing the product in the scene."""
+
+    shadow_opacity: float = Field(0.30, ge=0, le=1, description="Drop-shadow opacity.")
+    contact_opacity: float = Field(0.55, ge=0, le=1, description="Contact-shadow opacity at the base.")
+    color_match: float = Field(0.25, ge=0, le=1, description="How far product colour moves toward the scene.")
+    max_gain: float = Field(0.12, ge=0, le=1, description="Bound on any brightness/colour gain change.")
+    feather_px: float = Field(1.0, ge=0, description="Edge feathering of the product alpha, in pixels.")
+    backend: str = "auto"
+    max_width_fraction: float = Field(0.6, gt=0, le=1, description="The product is never wider than this.")
+    margin_fraction: float = Field(
+        0.03, ge=0, le=0.2, description="Smallest gap between the product and the frame's top/sides."
+    )
+    shadow_length: float = Field(
+        0.35, ge=0, le=2, description="Drop-shadow reach behind the base, as a fraction of product height."
+    )
+    shadow_skew: float = Field(
+        0.45, ge=-2, le=2, description="Drop-shadow shift to the right per unit height (light from the left)."
+    )
+    shadow_softness: float = Field(
+        0.06, ge=0, le=0.5, description="Drop-shadow blur (sigma) far from the base, as a fraction of height."
+    )
+
+
+class HarmonizeSettings(Section):
+    """Relighting around the product (product pixels never change)."""
+
+    backend: str = "auto"
+    strength: float = Field(0.35, ge=0, le=1, description="Blend strength (denoise for diffusion backends).")
+    ring_px: int = Field(24, ge=0, description="Width of the band around the product that is relit.")
+    spill: float = Field(
+        0.25, ge=0, le=1, description="Colour bounce of the product onto its surroundings at strength 1."
+    )
+    max_change: float = Field(
+        0.12, ge=0, le=1, description="Bound on the relative change of any ring pixel at strength 1."
+    )
+
+
+class OutputSettings(Section):
+    """Final images."""
+
+    format: OutputFormat = "webp"
+    quality: int = Field(90, ge=1, le=100, description="WebP/JPEG quality.")
+    size: str = Field("1024x1024", description="Default output size, WIDTHxHEIGHT.")
+
+    @field_validator("size")
+    @classmethod
+    def _valid_size(cls, value: str) -> str:
+        from placewright.types import Size
+
+        return str(Size.parse(value))
+
+
+class RetrySettings(Section):
+    """Retries of transient failures (timeouts, HTTP 5xx) before a stage falls back."""
+
+    retries: int = Field(2, ge=0)
+    delay_seconds: list[float] = Field(default_factory=lambda: [1.0, 4.0])
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "placewright"
+
+
+class Settings(BaseSettings):
+    """All of Placewright's configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PLACEWRIGHT_",
+        env_nested_delimiter="__",
+        env_ignore_empty=True,
+        extra="ignore",
+        frozen=True,
+    )
+
+    out_dir: str = Field("placewright-out", description="Where run folders go (local path or fsspec URL).")
+    cache_dir: Path = Field(default_factory=_default_cache_dir, description="Intermediate images.")
+    seed: int = Field(0, ge=0, description="Base seed; variant i uses seed + i.")
+    limits: LimitsSettings = LimitsSettings()
+    enhance: EnhanceSettings = EnhanceSettings()
+    cutout: CutoutSettings = CutoutSettings()
+    scene: SceneSettings = SceneSettings()
+    analyze: AnalyzeSettings = AnalyzeSettings()
+    locate: LocateSettings = LocateSettings()
+    composite: CompositeSettings = CompositeSettings()
+    harmonize: HarmonizeSettings = HarmonizeSettings()
+    output: OutputSettings = OutputSettings()
+    retry: RetrySettings = RetrySettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = os.environ.get("PLACEWRIGHT_CONFIG_FILE")
+        if config_file and not Path(config_file).is_file():
+            raise ValueError(f"PLACEWRIGHT_CONFIG_FILE points at {config_file!r}, which is not a file")
+        toml_path = Path(config_file) if config_file else Path("placewright.toml")
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process (environment and config file read once)."""
+    return Settings()

@@ -1,0 +1,82 @@
+"""A content-addressed store for intermediate images.
+
+Stages hand each other small :class:`ImageRef` values (a URL and a sha256), never pixel
+arrays: that keeps Prefect's persisted results tiny and makes cache keys content hashes.
+Blobs are lossless PNGs under ``<root>/<sha[:2]>/<sha>.png``; ``root`` is a local folder
+or any fsspec URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import uuid
+from dataclasses import dataclass
+
+import fsspec
+import numpy as np
+from PIL import Image
+
+from placewright.errors import StageFailed
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """Where an intermediate image lives and what it holds."""
+
+    uri: str
+    sha256: str
+    width: int
+    height: int
+    channels: int
+
+
+def array_sha256(pixels: np.ndarray) -> str:
+    """sha256 over an array's shape, dtype and bytes: equal pixels, equal hash."""
+    digest = hashlib.sha256(f"{pixels.shape}|{pixels.dtype}|".encode())
+    digest.update(np.ascontiguousarray(pixels).data)
+    return digest.hexdigest()
+
+
+class BlobStore:
+    """Content-addressed PNG blobs under ``root`` (a path or fsspec URL)."""
+
+    def __init__(self, root: str) -> None:
+        self.fs, self.root = fsspec.core.url_to_fs(str(root))
+        self.protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
+
+    def _path(self, sha: str) -> str:
+        return f"{self.root.rstrip('/')}/{sha[:2]}/{sha}.png"
+
+    def _uri(self, path: str) -> str:
+        return path if self.protocol == "file" else f"{self.protocol}://{path}"
+
+    def put(self, pixels: np.ndarray) -> ImageRef:
+        """Store a uint8 (H, W), (H, W, 3) or (H, W, 4) array; a no-op if it is already there."""
+        if pixels.dtype != np.uint8 or pixels.ndim not in (2, 3):
+            raise ValueError(f"blobs are uint8 2-D or 3-D arrays, got {pixels.dtype} {pixels.shape}")
+        sha = array_sha256(pixels)
+        path = self._path(sha)
+        if not self.fs.exists(path):
+            buffer = io.BytesIO()
+            Image.fromarray(pixels).save(buffer, "PNG", compress_level=1)
+            self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+            partial = f"{path}.{uuid.uuid4().hex}.partial"
+            self.fs.pipe_file(partial, buffer.getvalue())
+            self.fs.mv(partial, path)
+        channels = 1 if pixels.ndim == 2 else int(pixels.shape[2])
+        return ImageRef(self._uri(path), sha, int(pixels.shape[1]), int(pixels.shape[0]), channels)
+
+    def get(self, ref: ImageRef) -> np.ndarray:
+        """Load a blob, checking that it still holds what the reference says."""
+        try:
+            data = self.fs.cat_file(self._path(ref.sha256))
+        except FileNotFoundError:
+            raise StageFailed(
+                f"intermediate image {ref.sha256[:12]} is missing from {self.root}: the stage cache "
+                "points at a deleted blob; run again with --refresh"
+            ) from None
+        pixels = np.asarray(Image.open(io.BytesIO(data)))
+        if array_sha256(pixels) != ref.sha256:
+            raise StageFailed(f"intermediate image {ref.sha256[:12]} in {self.root} is corrupt")
+        return pixels

@@ -1,0 +1,96 @@
+"""Image and geometry conventions shared by every stage.
+
+Images are ``numpy.ndarray`` of dtype uint8, shape (H, W, 3) for RGB or (H, W, 4) for RGBA.
+Masks and alpha channels are (H, W) uint8 with 0 = background and 255 = product.
+Boxes are pixel boxes ``Box(x0, y0, x1, y1)``: x0/y0 inclusive, x1/y1 exclusive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned pixel box: columns ``x0 <= x < x1``, rows ``y0 <= y < y1``."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> int:
+        return self.y1 - self.y0
+
+    @property
+    def center_x(self) -> float:
+        return (self.x0 + self.x1) / 2
+
+    def as_list(self) -> list[int]:
+        return [self.x0, self.y0, self.x1, self.y1]
+
+    @classmethod
+    def from_mask(cls, mask: np.ndarray, threshold: int = 0) -> Box | None:
+        """The tight box around ``mask > threshold``, or None when the mask is empty."""
+        rows = np.flatnonzero((mask > threshold).any(axis=1))
+        if rows.size == 0:
+            return None
+        cols = np.flatnonzero((mask > threshold).any(axis=0))
+        return cls(int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+
+
+@dataclass(frozen=True)
+class Size:
+    """An output size in pixels."""
+
+    width: int
+    height: int
+
+    @classmethod
+    def parse(cls, text: str) -> Size:
+        """Parse ``"WIDTHxHEIGHT"`` (e.g. ``"1024x768"``); raises ValueError naming the problem."""
+        parts = text.lower().replace(" ", "").split("x")
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            raise ValueError(f"size must look like WIDTHxHEIGHT (e.g. 1024x1024), got {text!r}")
+        width, height = int(parts[0]), int(parts[1])
+        if not (64 <= width <= 8192 and 64 <= height <= 8192):
+            raise ValueError(f"size {text!r} is out of range: each side must be 64..8192 pixels")
+        return cls(width, height)
+
+    def __str__(self) -> str:
+        return f"{self.width}x{self.height}"
+
+
+@dataclass(frozen=True)
+class Surface:
+    """Where the product stands in a scene.
+
+    ``line_y`` is the row the product's base rests on (output pixels). ``box`` is the
+    surface region found (a tabletop), or None when only the line is known.
+    ``center_x`` is the column the product is centred on.
+    """
+
+    line_y: int
+    center_x: int
+    box: Box | None
+    backend: str
+    confidence: float = 1.0
+
+
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """Drop the alpha channel if there is one (no compositing: callers that need it do it)."""
+    return image[..., :3] if image.ndim == 3 and image.shape[2] == 4 else image
+
+
+def split_alpha(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split an RGBA array into (RGB, alpha); an RGB array gets an opaque alpha."""
+    if image.ndim == 3 and image.shape[2] == 4:
+        return image[..., :3], image[..., 3]
+    return image, np.full(image.shape[:2], 255, dtype=np.uint8)

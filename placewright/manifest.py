@@ -1,0 +1,64 @@
+"""The run manifest: what a run produced and how, as written to ``manifest.json``."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from placewright.backends import StageRecord
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StageEntry(_Model):
+    """One stage of one variant: the backend that ran, its time, and any fallback."""
+
+    backend: str
+    seconds: float
+    fallback_from: str | None = None
+    error: str | None = None
+
+    @classmethod
+    def of(cls, record: StageRecord) -> StageEntry:
+        return cls(**record.as_dict())
+
+
+class AnalysisEntry(_Model):
+    name: str
+    category: str
+    size_fraction: float = Field(description="Product height as a fraction of the output height.")
+    aspect: float = Field(description="Cut-out height / width.")
+    backend: str
+
+
+class ProductEntry(_Model):
+    source: str = Field(description="The product image as given.")
+    sha256: str = Field(description="sha256 of the product file's bytes.")
+    cutout: str = Field(description="Path of the RGBA cut-out, relative to the run folder.")
+    cutout_url: str
+    analysis: AnalysisEntry
+
+
+class VariantEntry(_Model):
+    index: int
+    prompt: str | None
+    background: str | None
+    seed: int
+    image: str = Field(description="Path of the final image, relative to the run folder.")
+    url: str
+    width: int
+    height: int
+    product_box: list[int] = Field(description="[x0, y0, x1, y1] of the placed product, output pixels.")
+    surface_box: list[int] | None
+    surface_line_y: int = Field(description="Row the product's base rests on.")
+    stages: dict[str, StageEntry]
+
+
+class Manifest(_Model):
+    run_id: str
+    created_at: str
+    placewright_version: str
+    format: str
+    product: ProductEntry
+    variants: list[VariantEntry]

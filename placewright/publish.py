@@ -129,9 +129,7 @@ def manifest_json(manifest: Manifest) -> str:
     return json.dumps(manifest.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
 
 
-def _variant_entry(
-    variant: VariantOutput, name: str, url: str, product_stages: dict[str, StageRecord]
-) -> VariantEntry:
+def _variant_entry(variant: VariantOutput, name: str, url: str, product_stages: dict[str, StageRecord]) -> VariantEntry:
     height, width = variant.image.shape[:2]
     stages = {**product_stages, **variant.stages}
     return VariantEntry(

@@ -13,11 +13,7 @@ ADAPTERS = {"placewright.cli"}  # the CLI runs the flow, so it may import Prefec
 
 
 def test_core_modules_do_not_import_prefect() -> None:
-    modules = [
-        m.name
-        for m in pkgutil.walk_packages(placewright.__path__, "placewright.")
-        if m.name not in ADAPTERS
-    ]
+    modules = [m.name for m in pkgutil.walk_packages(placewright.__path__, "placewright.") if m.name not in ADAPTERS]
     assert "placewright.cutout" in modules and "placewright.composite" in modules
     code = "import importlib, sys\n" + "".join(f"importlib.import_module({m!r})\n" for m in modules)
     code += "print(sorted(m for m in sys.modules if m == 'prefect' or m.startswith('prefect.')))"

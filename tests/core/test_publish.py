@@ -68,7 +68,7 @@ def test_failure_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     calls = {"n": 0}
     real = publish_module.encode_image
 
-    def fail_on_second_variant(pixels, fmt, **kwargs):  # noqa: ANN001, ANN202
+    def fail_on_second_variant(pixels, fmt, **kwargs):
         calls["n"] += 1
         if calls["n"] == 3:  # cut-out, variant 0, then variant 1 fails
             raise OSError("disk full")
@@ -76,14 +76,18 @@ def test_failure_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setattr(publish_module, "encode_image", fail_on_second_variant)
     with pytest.raises(OSError, match="disk full"):
-        publish_run(out_dir=str(tmp_path), run_id="r2", product=_product(), variants=_variants(), output=OutputSettings())
+        publish_run(
+            out_dir=str(tmp_path), run_id="r2", product=_product(), variants=_variants(), output=OutputSettings()
+        )
     assert list(tmp_path.iterdir()) == []
 
 
 def test_existing_run_folder_is_not_overwritten(tmp_path: Path) -> None:
     (tmp_path / "r3").mkdir()
     with pytest.raises(FileExistsError):
-        publish_run(out_dir=str(tmp_path), run_id="r3", product=_product(), variants=_variants(), output=OutputSettings())
+        publish_run(
+            out_dir=str(tmp_path), run_id="r3", product=_product(), variants=_variants(), output=OutputSettings()
+        )
 
 
 def test_run_ids_are_unique_and_sortable() -> None:

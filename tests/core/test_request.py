@@ -19,7 +19,7 @@ def product(tmp_path: Path) -> str:
     return str(path)
 
 
-def _build(product: str, **kwargs):  # noqa: ANN202
+def _build(product: str, **kwargs):
     args = dict(prompts=None, backgrounds=None, surface=None, size=None, seed=None, format=None, out=None)
     args.update(kwargs)
     return build_request(product, settings=Settings(), **args)

@@ -31,7 +31,7 @@ def test_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_missing_config_file_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PLACEWRIGHT_CONFIG_FILE", "/nonexistent.toml")
-    with pytest.raises(ValueError, match="nonexistent.toml"):
+    with pytest.raises(ValueError, match=r"nonexistent\.toml"):
         Settings()
 
 

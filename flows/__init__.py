@@ -1,0 +1,1 @@
+"""Prefect flows: the pipeline's orchestration, reading top to bottom, no image math."""

@@ -1,0 +1,191 @@
+"""The ``placewright`` command line: an adapter that checks input and runs the Prefect flow.
+
+Bad input of any kind ends with exit code 2 and one line on stderr, before anything is
+started or written. Prefect is imported only once the input is known to be good.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import sys
+import time
+from typing import Annotated
+
+import typer
+
+from placewright.errors import InvalidInput, PlacewrightError
+
+app = typer.Typer(
+    name="placewright",
+    help="Place a product photo into generated or provided scenes.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+# Set PLACEWRIGHT_CLI_TIMINGS=1 to get the phases of a run on stderr as one JSON line at exit
+# (the benchmark uses it to show where the wall time goes).
+_STARTED = time.perf_counter()
+_PHASES: dict[str, float] = {}
+
+
+def _mark(phase: str) -> None:
+    _PHASES[phase] = round(time.perf_counter() - _STARTED, 3)
+
+
+def _print_timings() -> None:
+    _mark("exit")
+    print(json.dumps({"cli_timings": _PHASES}), file=sys.stderr)
+
+
+if os.environ.get("PLACEWRIGHT_CLI_TIMINGS"):
+    atexit.register(_print_timings)  # registered first, so it runs last
+
+
+def _fail(message: str, code: int) -> None:
+    first_line = message.strip().splitlines()[0] if message.strip() else "failed"
+    print(f"placewright: error: {first_line}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+@app.callback()
+def _main() -> None:
+    """Placewright: AI product placement, self-hosted."""
+
+
+@app.command()
+def run(
+    product: Annotated[str, typer.Argument(help="The product photo (PNG, JPEG, WebP, TIFF, BMP, GIF).")],
+    prompt: Annotated[list[str] | None, typer.Option("--prompt", "-p", help="A scene prompt; repeat.")] = None,
+    background: Annotated[
+        list[str] | None, typer.Option("--background", "-b", help="A background image to use; repeat.")
+    ] = None,
+    surface: Annotated[str | None, typer.Option(help="What the product stands on, e.g. 'table'.")] = None,
+    size: Annotated[str | None, typer.Option(help="Output size WIDTHxHEIGHT (default 1024x1024).")] = None,
+    seed: Annotated[str | None, typer.Option(help="Base seed; variant i uses seed + i.")] = None,
+    format: Annotated[str | None, typer.Option("--format", help="webp (default), jpeg or png.")] = None,
+    out: Annotated[str | None, typer.Option(help="Folder the run folder is written under.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print only the manifest JSON.")] = False,
+    refresh: Annotated[bool, typer.Option(help="Recompute every stage, ignoring cached results.")] = False,
+) -> None:
+    """Make one finished image per prompt and per background; print the run folder."""
+    from placewright.request import build_request
+    from placewright.settings import get_settings
+
+    try:
+        settings = get_settings()
+    except Exception as exc:  # pydantic ValidationError, bad config file
+        _fail(f"bad configuration: {exc}".replace("\n", " "), EXIT_BAD_INPUT)
+    try:
+        seed_value = int(seed) if seed is not None else None
+    except ValueError:
+        _fail(f"seed must be a whole number, got {seed!r}", EXIT_BAD_INPUT)
+    try:
+        request = build_request(
+            product,
+            prompts=prompt,
+            backgrounds=background,
+            surface=surface,
+            size=size,
+            seed=seed_value,
+            format=format,
+            out=out,
+            settings=settings,
+        )
+    except InvalidInput as exc:
+        _fail(str(exc), EXIT_BAD_INPUT)
+    _mark("input_checked")
+
+    manifest = _run_flow(
+        dict(
+            product=request.product.path,
+            prompts=request.prompts,
+            backgrounds=[v.background.path for v in request.variants if v.background],
+            surface=request.surface,
+            size=str(request.size),
+            seed=request.variants[0].seed,
+            format=request.format,
+            out=request.out_dir,
+            refresh=refresh,
+        ),
+        total_variants=len(request.variants),
+        show_progress=not json_output and sys.stderr.isatty(),
+    )
+    if json_output:
+        print(json.dumps(manifest, indent=2))
+    else:
+        print(f"{request.out_dir.rstrip('/')}/{manifest['run_id']}")
+
+
+def _run_flow(parameters: dict, *, total_variants: int, show_progress: bool) -> dict:
+    """Run the flow against $PREFECT_API_URL, or a private local server started for this run."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The CLI prints its own result and one-line errors; Prefect's console log stays quiet
+    # (the run's logs still reach the Prefect API). Set this to INFO to see them.
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+    local_api = None
+    if not os.environ.get("PREFECT_API_URL"):
+        from flows.local_api import LocalApi
+
+        local_api = LocalApi().start()
+
+    from placewright.progress import FlowProgress
+
+    with FlowProgress(total_variants=total_variants, enabled=show_progress) as progress:
+        from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+        from flows.place_product import place_product
+
+        _mark("prefect_imported")
+        updates: dict = {}
+        if local_api is not None:
+            progress.note("starting local Prefect server")
+            try:
+                local_api.wait_ready()
+            except RuntimeError as exc:
+                _fail(str(exc), EXIT_FAILED)
+            _mark("server_ready")
+            # A one-off local run has nobody watching for crashed runs: no heartbeat thread.
+            updates = {PREFECT_API_URL: local_api.url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+        progress.attach()
+        with temporary_settings(updates=updates):
+            state = place_product(**parameters, return_state=True)
+        _mark("flow_finished")
+    if state.is_completed():
+        return state.result()
+    try:
+        state.result()
+    except InvalidInput as exc:
+        _fail(str(exc), EXIT_BAD_INPUT)
+    except PlacewrightError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    except Exception as exc:
+        _fail(f"run failed: {type(exc).__name__}: {exc}", EXIT_FAILED)
+    _fail(f"run ended in state {state.name}", EXIT_FAILED)
+    return {}
+
+
+def main() -> None:
+    """Console entry point: usage errors become one line and exit code 2."""
+    # The click that typer uses (typer now vendors its own): its UsageError is BadParameter's base.
+    usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+    try:
+        exit_code = app(standalone_mode=False)  # click returns the code of a typer.Exit here
+    except usage_error as exc:
+        print(f"placewright: error: {exc.format_message()}", file=sys.stderr)  # type: ignore[attr-defined]
+        sys.exit(EXIT_BAD_INPUT)
+    except typer.Abort:
+        print("placewright: aborted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(exit_code if isinstance(exit_code, int) else 0)
+
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Prefect tasks: one thin task per pipeline stage around the ``placewright`` core functions."""

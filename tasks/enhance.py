@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from prefect import task
+
+from placewright.enhance import ENHANCERS, enhance
+from placewright.settings import EnhanceSettings
+from placewright.store import BlobStore, ImageRef
+from tasks.common import STAGE_TASK_OPTIONS, StageCache, is_last_attempt
+from tasks.refs import StagedImage
+
+
+@task(name="enhance", cache_policy=StageCache(registry=ENHANCERS), **STAGE_TASK_OPTIONS)
+def enhance_product(image: ImageRef, options: EnhanceSettings, store_root: str) -> StagedImage:
+    """Upscale and sharpen the product photo when it is small."""
+    store = BlobStore(store_root)
+    result = enhance(store.get(image), options=options, raise_transient=not is_last_attempt())
+    return StagedImage(store.put(result.image), result.record)

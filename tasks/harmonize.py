@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from prefect import task
+
+from placewright.harmonize import HARMONIZERS, harmonize
+from placewright.settings import HarmonizeSettings
+from placewright.store import BlobStore
+from tasks.common import STAGE_TASK_OPTIONS, StageCache, is_last_attempt
+from tasks.refs import CompositeOutput, StagedImage
+
+
+@task(name="harmonize", cache_policy=StageCache(registry=HARMONIZERS), **STAGE_TASK_OPTIONS)
+def harmonize_variant(composited: CompositeOutput, options: HarmonizeSettings, store_root: str) -> StagedImage:
+    """Relight around the product; product pixels stay exactly as composited."""
+    store = BlobStore(store_root)
+    result = harmonize(
+        store.get(composited.image),
+        store.get(composited.product_alpha),
+        options=options,
+        raise_transient=not is_last_attempt(),
+    )
+    return StagedImage(store.put(result.image), result.record)

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from placewright.analyze import AnalyzeResult
+from placewright.backends import StageRecord
+from placewright.locate import LocateResult
+from placewright.publish import ProductOutput, VariantOutput, publish_run
+from placewright.settings import OutputSettings
+from placewright.store import BlobStore
+from tasks.refs import CompositeOutput, CutoutOutput, SceneOutput, StagedImage, VariantSpec
+
+
+@dataclass(frozen=True)
+class VariantParts:
+    """Everything one finished variant is made of, as references."""
+
+    spec: VariantSpec
+    scene: SceneOutput
+    located: LocateResult
+    composited: CompositeOutput
+    final: StagedImage
+
+
+@dataclass(frozen=True)
+class ProductParts:
+    source: str
+    sha256: str
+    enhanced: StagedImage
+    cutout: CutoutOutput
+    analysis: AnalyzeResult
+
+
+@task(name="publish", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 4])
+def publish_outputs(
+    run_id: str,
+    out_dir: str,
+    product: ProductParts,
+    variants: list[VariantParts],
+    output: OutputSettings,
+    store_root: str,
+) -> dict:
+    """Write the run folder (images, cut-out, manifest) atomically; returns the manifest."""
+    store = BlobStore(store_root)
+    product_stages: dict[str, StageRecord] = {
+        "enhance": product.enhanced.record,
+        "cutout": product.cutout.record,
+        "analyze": product.analysis.record,
+    }
+    analysis = {**product.analysis.analysis.as_dict(), "backend": product.analysis.record.backend}
+    manifest = publish_run(
+        out_dir=out_dir,
+        run_id=run_id,
+        product=ProductOutput(
+            source=product.source,
+            sha256=product.sha256,
+            cutout=store.get(product.cutout.image),
+            analysis=analysis,
+            stages=product_stages,
+        ),
+        variants=[
+            VariantOutput(
+                index=v.spec.index,
+                seed=v.spec.seed,
+                prompt=v.spec.prompt if v.spec.background is None else None,
+                background=v.spec.background_source,
+                image=store.get(v.final.image),
+                product_box=v.composited.product_box,
+                surface_box=v.located.surface.box,
+                surface_line_y=v.located.surface.line_y,
+                stages={
+                    "scene": v.scene.record,
+                    "locate": v.located.record,
+                    "composite": v.composited.record,
+                    "harmonize": v.final.record,
+                },
+            )
+            for v in variants
+        ],
+        output=output,
+    )
+    return manifest.model_dump(mode="json")

@@ -52,6 +52,9 @@ class EnhanceSettings(Section):
     overshoot_limit: float = Field(
         2.0, ge=0, le=64, description="Sharpening may exceed the local 3x3 min/max by at most this (0-255)."
     )
+    sharpen_radius_per_scale: float = Field(
+        0.4, ge=0, le=4, description="Added to sharpen_radius per unit of upscale beyond 1 (wider blur, wider mask)."
+    )
 
 
 class CutoutSettings(Section):
@@ -64,7 +67,7 @@ class CutoutSettings(Section):
     edge_softness_px: float = Field(1.5, ge=0, description="Width of the soft alpha edge, in pixels.")
     min_product_fraction: float = Field(0.005, gt=0, description="Refuse cut-outs smaller than this share.")
     grabcut_max_pixels: int = Field(
-        65_536, ge=4096, description="GrabCut's region is shrunk to at most this many pixels (speed)."
+        40_000, ge=4096, description="GrabCut's region is shrunk to at most this many pixels (speed)."
     )
     backdrop_tolerance: float = Field(
         3.5, gt=0, description="Pixels this many noise RMS away from the backdrop model are product candidates."

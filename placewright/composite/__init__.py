@@ -1,0 +1,94 @@
+"""Composite stage: stand the product on the scene's surface, with shadows.
+
+Modules: :mod:`~placewright.composite.place` (size and position),
+:mod:`~placewright.composite.color` (bounded colour matching),
+:mod:`~placewright.composite.shadows` (drop and contact shadows) and
+:mod:`~placewright.composite.classical` (the backend that combines them). Later
+compositors (e.g. generative ones) register in :data:`COMPOSITORS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from placewright.analyze import Analysis
+from placewright.backends import Registry, StageRecord, run_chain
+from placewright.errors import InvalidInput
+from placewright.settings import CompositeSettings
+from placewright.types import Box, Surface
+
+COMPOSITORS: Registry = Registry("composite", classical="classical")
+
+
+@dataclass(frozen=True)
+class CompositeResult:
+    """The composite.
+
+    Attributes:
+        image: (H, W, 3) uint8 final composite.
+        product_alpha: (H, W) uint8 product alpha in output coordinates (0 outside it).
+        product_box: tight box of ``product_alpha > 0``, in output pixels.
+        record: which backend ran.
+    """
+
+    image: np.ndarray
+    product_alpha: np.ndarray
+    product_box: Box
+    record: StageRecord
+
+
+def _check(scene: np.ndarray, cutout: np.ndarray) -> None:
+    for label, array, channels in (("scene", scene, (3,)), ("cut-out", cutout, (3, 4))):
+        if not isinstance(array, np.ndarray) or array.dtype != np.uint8:
+            raise InvalidInput(f"composite expects a uint8 {label} array", stage="composite")
+        if array.ndim != 3 or array.shape[2] not in channels or min(array.shape[:2]) < 1:
+            wanted = "|".join(map(str, channels))
+            raise InvalidInput(
+                f"composite expects an (H, W, {wanted}) {label}, got shape {array.shape}", stage="composite"
+            )
+    if cutout.shape[2] == 4 and not cutout[..., 3].any():
+        raise InvalidInput("the cut-out is fully transparent", stage="composite")
+
+
+def composite(
+    scene: np.ndarray,
+    cutout: np.ndarray,
+    *,
+    surface: Surface,
+    analysis: Analysis,
+    options: CompositeSettings,
+    seed: int = 0,
+) -> CompositeResult:
+    """Place the cut-out product in the scene, standing on ``surface``.
+
+    Args:
+        scene: (H, W, 3) uint8 RGB scene; not modified.
+        cutout: (h, w, 4) uint8 RGBA product cut-out (RGB counts as opaque); not modified.
+        surface: where the base goes (``line_y``) and the centre column (``center_x``).
+        analysis: supplies ``size_fraction`` (product height / H).
+        options: the composite settings section.
+        seed: for generative backends; the classical one is deterministic.
+
+    Returns:
+        A :class:`CompositeResult`.
+
+    Raises:
+        InvalidInput: for wrongly typed/shaped arrays or a fully transparent cut-out.
+    """
+    _check(scene, cutout)
+    (image, product_alpha), record = run_chain(
+        "composite",
+        COMPOSITORS.chain(options.backend),
+        lambda backend: backend(options)(scene, cutout, surface, analysis, seed),
+    )
+    box = Box.from_mask(product_alpha)
+    if box is None:  # cannot happen for a non-empty cut-out; kept as a clear failure
+        raise InvalidInput("the product ended up outside the frame", stage="composite")
+    return CompositeResult(image=image, product_alpha=product_alpha, product_box=box, record=record)
+
+
+from placewright.composite import classical as _classical  # noqa: E402,F401  (registers the backend)
+
+__all__ = ["COMPOSITORS", "CompositeResult", "composite"]

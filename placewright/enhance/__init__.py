@@ -1,0 +1,69 @@
+"""Enhance stage: upscale small product photos and sharpen their detail.
+
+Products whose long side is below ``EnhanceSettings.target_long_side`` are upscaled to it
+(never by more than ``max_scale``); larger ones are returned unchanged with scale 1.0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from placewright.backends import Registry, StageRecord, run_chain
+from placewright.errors import InvalidInput
+from placewright.settings import EnhanceSettings
+
+ENHANCERS: Registry = Registry("enhance", classical="lanczos")
+
+
+@dataclass(frozen=True)
+class EnhanceResult:
+    """The enhanced image.
+
+    Attributes:
+        image: (H', W', C) uint8, same channel count as the input.
+        scale: the factor applied to both sides (1.0 when unchanged).
+        record: which backend ran.
+    """
+
+    image: np.ndarray
+    scale: float
+    record: StageRecord
+
+
+def _check(image: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        raise InvalidInput("enhance expects a uint8 numpy array", stage="enhance")
+    if image.ndim != 3 or image.shape[2] not in (3, 4) or min(image.shape[:2]) < 1:
+        raise InvalidInput(f"enhance expects an (H, W, 3|4) image, got shape {image.shape}", stage="enhance")
+
+
+def enhance(image: np.ndarray, *, options: EnhanceSettings, raise_transient: bool = False) -> EnhanceResult:
+    """Upscale and sharpen a product photo.
+
+    Args:
+        image: (H, W, 3) RGB or (H, W, 4) RGBA uint8; not modified.
+        options: the enhance settings section.
+        raise_transient: re-raise transient backend errors (for orchestrator retries).
+
+    Returns:
+        An :class:`EnhanceResult`; for RGBA input the alpha is resampled smoothly and
+        never sharpened.
+
+    Raises:
+        InvalidInput: for a non-uint8 or wrongly shaped array.
+    """
+    _check(image)
+    (out, scale), record = run_chain(
+        "enhance",
+        ENHANCERS.chain(options.backend),
+        lambda backend: backend(options)(image),
+        raise_transient=raise_transient,
+    )
+    return EnhanceResult(image=out, scale=scale, record=record)
+
+
+from placewright.enhance import classical as _classical  # noqa: E402,F401  (registers the backend)
+
+__all__ = ["ENHANCERS", "EnhanceResult", "enhance"]

@@ -1,0 +1,76 @@
+"""The CLI end to end, as a user runs it: a real process with its own local Prefect server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def cli_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    home = tmp_path_factory.mktemp("cli-home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "PLACEWRIGHT_"))}
+    env.update(
+        PYTHONPATH=str(ROOT),
+        PREFECT_HOME=str(home / "prefect"),
+        PLACEWRIGHT_CACHE_DIR=str(home / "cache"),
+        PLACEWRIGHT_CLI_TIMINGS="1",
+    )
+    return env
+
+
+def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "placewright.cli", "run", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def test_json_then_plain_run_reuses_the_cache(cli_env: dict, example_product: Path, tmp_path: Path) -> None:
+    args = [str(example_product), "-p", "marble counter", "-p", "wooden table", "--size", "512x384", "--out", "out"]
+    first = _run([*args, "--json"], cli_env, tmp_path)
+    assert first.returncode == 0, first.stderr
+    manifest = json.loads(first.stdout)  # stdout holds the manifest and nothing else
+    run_dir = tmp_path / "out" / manifest["run_id"]
+    assert json.loads((run_dir / "manifest.json").read_text()) == manifest
+    assert len(manifest["variants"]) == 2
+    for variant in manifest["variants"]:
+        assert Image.open(run_dir / variant["image"]).size == (512, 384)
+
+    second = _run(args, cli_env, tmp_path)
+    assert second.returncode == 0, second.stderr
+    printed = second.stdout.strip()
+    assert printed.startswith("out/") and len(printed.splitlines()) == 1
+    again = json.loads((tmp_path / printed / "manifest.json").read_text())
+    assert again["run_id"] != manifest["run_id"]
+    # Cached stage results come back as they were stored, timings included: no stage ran again.
+    for before, after in zip(manifest["variants"], again["variants"], strict=True):
+        assert before["stages"] == after["stages"]
+    timings = json.loads(second.stderr.strip().splitlines()[-1])["cli_timings"]
+    assert timings["input_checked"] < timings["server_ready"] < timings["flow_finished"] <= timings["exit"]
+
+
+def test_png_output_to_a_new_folder(cli_env: dict, tmp_path: Path) -> None:
+    product = tmp_path / "red_box.png"
+    image = Image.new("RGB", (300, 240), (235, 235, 235))
+    image.paste((200, 30, 30), (90, 50, 210, 200))
+    image.save(product)
+    result = _run([str(product), "--format", "png", "--out", str(tmp_path / "new" / "folder")], cli_env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    run_dir = Path(result.stdout.strip())
+    files = sorted(p.name for p in run_dir.iterdir())
+    assert files == ["manifest.json", "product", "variant-00-" + files[-1][len("variant-00-") :]]
+    assert files[-1].endswith(".png")
+    assert not [p for p in run_dir.parent.iterdir() if p.name.startswith(".")], "no partial folders left"

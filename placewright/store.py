@@ -2,8 +2,9 @@
 
 Stages hand each other small :class:`ImageRef` values (a URL and a sha256), never pixel
 arrays: that keeps Prefect's persisted results tiny and makes cache keys content hashes.
-Blobs are lossless PNGs under ``<root>/<sha[:2]>/<sha>.png``; ``root`` is a local folder
-or any fsspec URL.
+Blobs are raw NumPy ``.npy`` files under ``<root>/<sha[:2]>/<sha>.npy`` (lossless, and about
+20x faster to write and read than PNG: intermediates are read and written several times per
+variant); ``root`` is a local folder or any fsspec URL.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from dataclasses import dataclass
 
 import fsspec
 import numpy as np
-from PIL import Image
 
 from placewright.errors import StageFailed
 
@@ -39,14 +39,14 @@ def array_sha256(pixels: np.ndarray) -> str:
 
 
 class BlobStore:
-    """Content-addressed PNG blobs under ``root`` (a path or fsspec URL)."""
+    """Content-addressed ``.npy`` blobs under ``root`` (a path or fsspec URL)."""
 
     def __init__(self, root: str) -> None:
         self.fs, self.root = fsspec.core.url_to_fs(str(root))
         self.protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
 
     def _path(self, sha: str) -> str:
-        return f"{self.root.rstrip('/')}/{sha[:2]}/{sha}.png"
+        return f"{self.root.rstrip('/')}/{sha[:2]}/{sha}.npy"
 
     def _uri(self, path: str) -> str:
         return path if self.protocol == "file" else f"{self.protocol}://{path}"
@@ -59,7 +59,7 @@ class BlobStore:
         path = self._path(sha)
         if not self.fs.exists(path):
             buffer = io.BytesIO()
-            Image.fromarray(pixels).save(buffer, "PNG", compress_level=1)
+            np.save(buffer, np.ascontiguousarray(pixels), allow_pickle=False)
             self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
             partial = f"{path}.{uuid.uuid4().hex}.partial"
             self.fs.pipe_file(partial, buffer.getvalue())
@@ -76,7 +76,10 @@ class BlobStore:
                 f"intermediate image {ref.sha256[:12]} is missing from {self.root}: the stage cache "
                 "points at a deleted blob; run again with --refresh"
             ) from None
-        pixels = np.asarray(Image.open(io.BytesIO(data)))
-        if array_sha256(pixels) != ref.sha256:
+        try:
+            pixels = np.load(io.BytesIO(data), allow_pickle=False)
+        except ValueError:
+            pixels = None
+        if pixels is None or array_sha256(pixels) != ref.sha256:
             raise StageFailed(f"intermediate image {ref.sha256[:12]} in {self.root} is corrupt")
         return pixels

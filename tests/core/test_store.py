@@ -24,7 +24,7 @@ def test_content_addressed_and_idempotent(tmp_path: Path) -> None:
     pixels = np.full((20, 20, 3), 7, np.uint8)
     first, second = store.put(pixels), store.put(pixels.copy())
     assert first == second
-    assert len(list(tmp_path.rglob("*.png"))) == 1
+    assert len(list(tmp_path.rglob("*.npy"))) == 1
     assert not list(tmp_path.rglob("*.partial"))
 
 

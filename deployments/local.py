@@ -1,0 +1,33 @@
+"""Serve the place-product flow from this process: a deployment without a work pool.
+
+``python -m deployments.local`` registers the ``place-product-local`` deployment with the
+Prefect server at $PREFECT_API_URL and runs its flow runs here until stopped. The
+work-pool deployments are in ``prefect.yaml``.
+"""
+
+from __future__ import annotations
+
+from prefect import serve
+from prefect.deployments.runner import RunnerDeployment
+
+from flows.place_product import place_product
+
+DEPLOYMENT_NAME = "place-product-local"
+EXAMPLE_PARAMETERS = {
+    "product": "examples/olive-oil-bottle.jpg",
+    "prompts": ["sunlit marble kitchen counter, morning light", "rustic wooden table, warm evening light"],
+}
+
+
+def build() -> RunnerDeployment:
+    """The deployment, with the bundled example as default parameters."""
+    return place_product.to_deployment(
+        name=DEPLOYMENT_NAME,
+        parameters=EXAMPLE_PARAMETERS,
+        tags=["placewright"],
+        description="Place a product photo in scenes; served from a local process.",
+    )
+
+
+if __name__ == "__main__":
+    serve(build())

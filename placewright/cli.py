@@ -12,11 +12,14 @@ import logging
 import os
 import sys
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from placewright.errors import InvalidInput, PlacewrightError
+
+if TYPE_CHECKING:
+    from placewright.progress import FlowProgress
 
 app = typer.Typer(
     name="placewright",
@@ -101,30 +104,37 @@ def run(
         _fail(str(exc), EXIT_BAD_INPUT)
     _mark("input_checked")
 
-    manifest = _run_flow(
-        dict(
-            product=request.product.path,
-            prompts=request.prompts,
-            backgrounds=[v.background.path for v in request.variants if v.background],
-            surface=request.surface,
-            size=str(request.size),
-            seed=request.variants[0].seed,
-            format=request.format,
-            out=request.out_dir,
-            refresh=refresh,
-        ),
-        total_variants=len(request.variants),
-        show_progress=not json_output and sys.stderr.isatty(),
-    )
+    show_progress = not json_output and sys.stderr.isatty()
+    from placewright.progress import FlowProgress
+
+    with FlowProgress(total_variants=len(request.variants), enabled=show_progress) as progress:
+        manifest = _run_flow(
+            dict(
+                product=request.product.path,
+                prompts=request.prompts,
+                backgrounds=[v.background.path for v in request.variants if v.background],
+                surface=request.surface,
+                size=str(request.size),
+                seed=request.variants[0].seed,
+                format=request.format,
+                out=request.out_dir,
+                refresh=refresh,
+            ),
+            progress=progress,
+        )
+    folder = f"{request.out_dir.rstrip('/')}/{manifest['run_id']}"
     if json_output:
         print(json.dumps(manifest, indent=2))
     else:
-        print(f"{request.out_dir.rstrip('/')}/{manifest['run_id']}")
+        progress.summary(manifest, folder)
+        print(folder)
 
 
-def _run_flow(parameters: dict, *, total_variants: int, show_progress: bool) -> dict:
+def _run_flow(parameters: dict, *, progress: FlowProgress) -> dict:
     """Run the flow against $PREFECT_API_URL, or a private local server started for this run."""
+    # Self-hosted means no telemetry unless asked for: set DO_NOT_TRACK=0 to allow Prefect's.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
     # The CLI prints its own result and one-line errors; Prefect's console log stays quiet
     # (the run's logs still reach the Prefect API). Set this to INFO to see them.
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
@@ -134,28 +144,25 @@ def _run_flow(parameters: dict, *, total_variants: int, show_progress: bool) -> 
 
         local_api = LocalApi().start()
 
-    from placewright.progress import FlowProgress
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-    with FlowProgress(total_variants=total_variants, enabled=show_progress) as progress:
-        from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from flows.place_product import place_product
 
-        from flows.place_product import place_product
-
-        _mark("prefect_imported")
-        updates: dict = {}
-        if local_api is not None:
-            progress.note("starting local Prefect server")
-            try:
-                local_api.wait_ready()
-            except RuntimeError as exc:
-                _fail(str(exc), EXIT_FAILED)
-            _mark("server_ready")
-            # A one-off local run has nobody watching for crashed runs: no heartbeat thread.
-            updates = {PREFECT_API_URL: local_api.url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
-        progress.attach()
-        with temporary_settings(updates=updates):
-            state = place_product(**parameters, return_state=True)
-        _mark("flow_finished")
+    _mark("prefect_imported")
+    updates: dict = {}
+    if local_api is not None:
+        progress.note("starting local Prefect server")
+        try:
+            local_api.wait_ready()
+        except RuntimeError as exc:
+            _fail(str(exc), EXIT_FAILED)
+        _mark("server_ready")
+        # A one-off local run has nobody watching for crashed runs: no heartbeat thread.
+        updates = {PREFECT_API_URL: local_api.url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+    progress.attach()
+    with temporary_settings(updates=updates):
+        state = place_product(**parameters, return_state=True)
+    _mark("flow_finished")
     if state.is_completed():
         return state.result()
     try:

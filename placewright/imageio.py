@@ -113,8 +113,7 @@ def decode_image(data: bytes, *, limits: LimitsSettings, name: str = "image") ->
             width, height = image.size
             if width * height > limits.max_pixels:
                 raise InvalidInput(
-                    f"{name} is too large: {width}x{height} = {width * height} pixels "
-                    f"(limit {limits.max_pixels})"
+                    f"{name} is too large: {width}x{height} = {width * height} pixels (limit {limits.max_pixels})"
                 )
             if min(width, height) < limits.min_side:
                 raise InvalidInput(

@@ -57,7 +57,7 @@ class FlowProgress:
                 transient=True,
             )
             self._progress.start()
-            self._task_id = self._progress.add_task("loading", total=self.total)
+            self._task_id = self._progress.add_task("importing Prefect", total=self.total)
         return self
 
     def note(self, text: str) -> None:
@@ -77,6 +77,21 @@ class FlowProgress:
                 self._silenced.append((handler, handler.level))
                 handler.setLevel(logging.CRITICAL + 1)
         self.note("running")
+
+    def summary(self, manifest: dict, folder: str) -> None:
+        """After the run: variants made, time taken, and any stage that fell back."""
+        if not self.enabled:
+            return
+        console = Console(stderr=True)
+        seconds = time.perf_counter() - self._started
+        console.print(f"[green]done[/]: {len(manifest['variants'])} variant(s) in {seconds:.1f} s -> {folder}")
+        for variant in manifest["variants"]:
+            for stage, record in variant["stages"].items():
+                if record.get("fallback_from"):
+                    console.print(
+                        f"  [yellow]variant {variant['index']}, {stage}[/]: used {record['backend']} "
+                        f"instead of {record['fallback_from']} ({record['error']})"
+                    )
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -91,5 +91,5 @@ def test_every_backend_failing_is_stage_failed() -> None:
     def boom(backend: type) -> str:
         raise RuntimeError(f"{backend.name} broke")
 
-    with pytest.raises(StageFailed, match="fancy broke.*plain broke"):
+    with pytest.raises(StageFailed, match=r"fancy broke.*plain broke"):
         run_chain("demo", _registry().chain(), boom)

@@ -7,6 +7,7 @@ before anything is written.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -93,6 +94,8 @@ def build_request(
     if not surface_phrase:
         raise InvalidInput("--surface is empty")
 
+    out_dir = out or settings.out_dir
+    _check_out_dir(out_dir)
     product_image = load_image(product, limits=settings.limits, what="product image")
     background_inputs = [
         ImageInput(str(Path(b)), load_image(b, limits=settings.limits, what="background image").sha256)
@@ -111,5 +114,19 @@ def build_request(
         surface=surface_phrase,
         size=out_size,
         format=cast(OutputFormat, fmt),
-        out_dir=out or settings.out_dir,
+        out_dir=out_dir,
     )
+
+
+def _check_out_dir(out_dir: str) -> None:
+    """A local output folder must be a folder (or creatable) and writable; URLs are checked on publish."""
+    if "://" in out_dir and not out_dir.startswith("file://"):
+        return
+    path = Path(out_dir.removeprefix("file://"))
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is None:
+        return
+    if not existing.is_dir():
+        raise InvalidInput(f"output folder {out_dir} is not a folder ({existing} is a file)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InvalidInput(f"output folder {out_dir} is not writable")

@@ -69,12 +69,14 @@ BAD_OPTIONS = {
     "empty-prompt": ["--prompt", ""],
     "missing-background": ["--background", "/nonexistent/bg.jpg"],
     "unknown-option": ["--colour", "red"],
+    "out-is-a-file": ["--out", "/etc/hostname"],
 }
 
 
 @pytest.mark.parametrize("case", BAD_OPTIONS)
 def test_bad_options(tmp_path: Path, case: str) -> None:
-    result = run_cli(["run", GOOD_PRODUCT(tmp_path), "--out", str(tmp_path / "out"), *BAD_OPTIONS[case]], tmp_path)
+    out = [] if "--out" in BAD_OPTIONS[case] else ["--out", str(tmp_path / "out")]
+    result = run_cli(["run", GOOD_PRODUCT(tmp_path), *out, *BAD_OPTIONS[case]], tmp_path)
     _assert_refused(result, tmp_path)
 
 

@@ -62,3 +62,15 @@ def test_invalid_input(product: str, kwargs: dict, message: str) -> None:
 def test_missing_product() -> None:
     with pytest.raises(InvalidInput, match="product image not found"):
         _build("/nonexistent/product.png")
+
+
+def test_output_folder_that_is_a_file(product: str, tmp_path: Path) -> None:
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file, not a folder")
+    for out in (blocker, blocker / "sub"):
+        with pytest.raises(InvalidInput, match="is not a folder"):
+            _build(product, out=str(out))
+
+
+def test_output_folder_that_does_not_exist_yet_is_fine(product: str, tmp_path: Path) -> None:
+    assert _build(product, out=str(tmp_path / "new" / "deeper")).out_dir.endswith("deeper")

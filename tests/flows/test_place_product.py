@@ -81,6 +81,21 @@ def test_two_variants_end_to_end(example_product: Path, tmp_path: Path) -> None:
         assert variant["stages"]["scene"]["backend"] == "procedural"
     first, second = (np.asarray(Image.open(run_dir / v["image"])) for v in manifest["variants"])
     assert np.abs(first.astype(int) - second).mean() > 5, "two prompts give two different scenes"
+    assert _latest_artifact_markdown().count(manifest["run_id"]) >= 1
+
+
+def _latest_artifact_markdown() -> str:
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["place-product-run"])), limit=50
+        )
+    text = max(artifacts, key=lambda a: a.created).data
+    assert "| 0 | sunlit marble counter |" in text and "| 1 | rustic wooden table |" in text
+    assert "scene: procedural" in text and "cutout: grabcut" in text
+    return text
 
 
 def test_background_variant(example_product: Path, tmp_path: Path) -> None:

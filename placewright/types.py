@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from placewright.errors import InvalidInput
+
 
 @dataclass(frozen=True)
 class Box:
@@ -94,3 +96,14 @@ def split_alpha(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if image.ndim == 3 and image.shape[2] == 4:
         return image[..., :3], image[..., 3]
     return image, np.full(image.shape[:2], 255, dtype=np.uint8)
+
+
+def check_image(
+    image: object, *, stage: str, what: str = "image", channels: tuple[int, ...] = (3, 4), min_side: int = 1
+) -> None:
+    """Raise :class:`InvalidInput` unless ``image`` is a uint8 (H, W, C) array with C in ``channels``."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        raise InvalidInput(f"{stage} expects a uint8 {what} array", stage=stage)
+    if image.ndim != 3 or image.shape[2] not in channels or min(image.shape[:2]) < min_side:
+        wanted = "|".join(map(str, channels))
+        raise InvalidInput(f"{stage} expects an (H, W, {wanted}) {what}, got shape {image.shape}", stage=stage)

@@ -17,7 +17,7 @@ from placewright.analyze import Analysis
 from placewright.backends import Registry, StageRecord, run_chain
 from placewright.errors import InvalidInput
 from placewright.settings import CompositeSettings
-from placewright.types import Box, Surface
+from placewright.types import Box, Surface, check_image
 
 COMPOSITORS: Registry = Registry("composite", classical="classical")
 
@@ -40,14 +40,8 @@ class CompositeResult:
 
 
 def _check(scene: np.ndarray, cutout: np.ndarray) -> None:
-    for label, array, channels in (("scene", scene, (3,)), ("cut-out", cutout, (3, 4))):
-        if not isinstance(array, np.ndarray) or array.dtype != np.uint8:
-            raise InvalidInput(f"composite expects a uint8 {label} array", stage="composite")
-        if array.ndim != 3 or array.shape[2] not in channels or min(array.shape[:2]) < 1:
-            wanted = "|".join(map(str, channels))
-            raise InvalidInput(
-                f"composite expects an (H, W, {wanted}) {label}, got shape {array.shape}", stage="composite"
-            )
+    check_image(scene, stage="composite", what="scene", channels=(3,))
+    check_image(cutout, stage="composite", what="cut-out")
     if cutout.shape[2] == 4 and not cutout[..., 3].any():
         raise InvalidInput("the cut-out is fully transparent", stage="composite")
 

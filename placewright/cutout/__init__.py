@@ -15,7 +15,7 @@ from placewright.backends import Registry, StageRecord, run_chain
 from placewright.cutout.classical import GrabCutCutter
 from placewright.errors import InvalidInput
 from placewright.settings import CutoutSettings
-from placewright.types import Box
+from placewright.types import Box, check_image
 
 CUTTERS: Registry = Registry("cutout", classical="grabcut")
 CUTTERS.register(GrabCutCutter)
@@ -47,12 +47,7 @@ class CutoutResult:
 
 
 def _validate(image: np.ndarray) -> None:
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-        raise InvalidInput("the product image must be a uint8 array", stage="cutout")
-    if image.ndim != 3 or image.shape[2] not in (3, 4) or min(image.shape[:2]) < 2:
-        raise InvalidInput(
-            f"the product image must be (H, W, 3) RGB or (H, W, 4) RGBA, got shape {image.shape}", stage="cutout"
-        )
+    check_image(image, stage="cutout", what="product image", min_side=2)
 
 
 def has_meaningful_alpha(image: np.ndarray) -> bool:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from placewright.backends import Registry, StageRecord, run_chain
-from placewright.errors import InvalidInput
 from placewright.settings import EnhanceSettings
+from placewright.types import check_image
 
 ENHANCERS: Registry = Registry("enhance", classical="lanczos")
 
@@ -33,10 +33,7 @@ class EnhanceResult:
 
 
 def _check(image: np.ndarray) -> None:
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-        raise InvalidInput("enhance expects a uint8 numpy array", stage="enhance")
-    if image.ndim != 3 or image.shape[2] not in (3, 4) or min(image.shape[:2]) < 1:
-        raise InvalidInput(f"enhance expects an (H, W, 3|4) image, got shape {image.shape}", stage="enhance")
+    check_image(image, stage="enhance")
 
 
 def enhance(image: np.ndarray, *, options: EnhanceSettings, raise_transient: bool = False) -> EnhanceResult:

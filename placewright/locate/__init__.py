@@ -17,9 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from placewright.backends import Registry, StageRecord, run_chain
-from placewright.errors import InvalidInput
 from placewright.settings import LocateSettings
-from placewright.types import Surface
+from placewright.types import Surface, check_image
 
 LOCATORS: Registry = Registry("locate", classical="classical")
 # Method name of a surface that came with the scene.
@@ -42,10 +41,7 @@ class LocateResult:
 
 
 def _check(scene: np.ndarray) -> None:
-    if not isinstance(scene, np.ndarray) or scene.dtype != np.uint8:
-        raise InvalidInput("locate expects a uint8 numpy array", stage="locate")
-    if scene.ndim != 3 or scene.shape[2] not in (3, 4) or min(scene.shape[:2]) < 2:
-        raise InvalidInput(f"locate expects an (H, W, 3|4) image, got shape {scene.shape}", stage="locate")
+    check_image(scene, stage="locate", what="scene", min_side=2)
 
 
 def _clamp(surface: Surface, height: int, width: int) -> Surface:

@@ -26,174 +26,18 @@ towards the vanishing point and is foreshortened near the back like a real table
 
 from __future__ import annotations
 
-import re
 import zlib
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import cv2
 import numpy as np
 
 from placewright.scene import SCENES
+from placewright.scene.palettes import PALETTES, RGB, Texture, palettes_for
+from placewright.scene.textures import TEXTURES, Geometry, plane_coordinates, smooth_noise
 from placewright.settings import SceneSettings
 from placewright.types import Box, Size, Surface
-
-RGB = tuple[int, int, int]
-Texture = Literal["wood", "marble", "concrete", "sand", "matte"]
-
-
-@dataclass(frozen=True)
-class Palette:
-    """One named look.
-
-    Attributes:
-        kind: "material" palettes decide the tabletop (colour and texture); "mood" palettes
-            decide the wall and the light. A prompt naming one of each gets both.
-        walls: sRGB wall colours the seed chooses from.
-        tables: sRGB tabletop colours the seed chooses from.
-        texture: the tabletop material.
-        vein: sRGB colour of marble veins / wood grain lines (None: a darker table colour).
-        light: multiplier of the key light colour (warm > 1 in red, cool > 1 in blue).
-        exposure: scales the tabletop brightness when this mood lights another material.
-        glossy: how much the tabletop reflects the wall near its back edge (0..1).
-    """
-
-    kind: Literal["material", "mood"]
-    walls: tuple[RGB, ...]
-    tables: tuple[RGB, ...]
-    texture: Texture = "matte"
-    vein: RGB | None = None
-    light: tuple[float, float, float] = (1.0, 0.99, 0.96)
-    exposure: float = 1.0
-    glossy: float = 0.15
-
-
-# The palette table. Keep it tasteful: walls muted and a little lighter than the tabletop,
-# so that the product stands out; every palette offers a few choices for the seed.
-PALETTES: dict[str, Palette] = {
-    "neutral": Palette(
-        "material",
-        walls=((236, 232, 226), (228, 226, 222), (222, 217, 209), (232, 229, 223)),
-        tables=((206, 198, 186), (196, 191, 184), (214, 207, 197)),
-    ),
-    "wood": Palette(
-        "material",
-        walls=((238, 232, 222), (229, 221, 209), (216, 208, 198), (232, 228, 222)),
-        tables=((160, 112, 70), (182, 134, 88), (128, 86, 54), (198, 158, 112)),
-        texture="wood",
-        glossy=0.12,
-    ),
-    "marble": Palette(
-        "material",
-        walls=((236, 236, 234), (226, 228, 230), (232, 228, 223)),
-        tables=((242, 240, 236), (234, 234, 232), (238, 234, 228)),
-        texture="marble",
-        vein=(128, 128, 134),
-        glossy=0.35,
-    ),
-    "concrete": Palette(
-        "material",
-        walls=((184, 182, 178), (168, 168, 166), (196, 192, 186)),
-        tables=((146, 144, 140), (160, 156, 150), (134, 134, 132)),
-        texture="concrete",
-        glossy=0.05,
-    ),
-    "kitchen": Palette(
-        "material",
-        walls=((240, 238, 232), (230, 234, 232), (236, 232, 224)),
-        tables=((228, 224, 216), (214, 210, 202), (222, 220, 216)),
-        texture="marble",
-        vein=(168, 162, 156),
-        glossy=0.3,
-    ),
-    "sand": Palette(
-        "material",
-        walls=((204, 226, 238), (222, 233, 238), (236, 222, 206)),
-        tables=((224, 202, 162), (232, 214, 178), (214, 190, 150)),
-        texture="sand",
-        light=(1.03, 1.0, 0.94),
-        glossy=0.02,
-    ),
-    "warm": Palette(
-        "mood",
-        walls=((244, 198, 154), (238, 174, 134), (246, 208, 172)),
-        tables=((204, 150, 110), (214, 168, 126)),
-        light=(1.06, 0.94, 0.80),
-    ),
-    "dark": Palette(
-        "mood",
-        walls=((40, 42, 54), (31, 33, 41), (48, 43, 52)),
-        tables=((60, 58, 64), (48, 48, 54)),
-        light=(0.94, 0.97, 1.06),
-        exposure=0.45,
-        glossy=0.25,
-    ),
-    "pastel": Palette(
-        "mood",
-        walls=((234, 216, 230), (208, 228, 234), (224, 234, 212), (240, 226, 206)),
-        tables=((246, 238, 240), (238, 242, 244), (244, 242, 232)),
-    ),
-    "pink": Palette(
-        "mood",
-        walls=((242, 198, 208), (236, 182, 198), (246, 212, 216)),
-        tables=((248, 222, 228), (244, 212, 218)),
-        light=(1.02, 0.98, 0.98),
-    ),
-    "blue": Palette(
-        "mood",
-        walls=((152, 188, 222), (122, 162, 206), (178, 206, 230)),
-        tables=((224, 232, 240), (212, 222, 232)),
-        light=(0.97, 0.99, 1.04),
-    ),
-    "green": Palette(
-        "mood",
-        walls=((162, 192, 152), (134, 170, 134), (192, 210, 178)),
-        tables=((228, 230, 216), (218, 222, 204)),
-    ),
-    "black": Palette(
-        "mood",
-        walls=((30, 30, 32), (22, 22, 25), (36, 34, 33)),
-        tables=((56, 56, 59), (48, 48, 52)),
-        exposure=0.4,
-        glossy=0.3,
-    ),
-    "white": Palette(
-        "mood",
-        walls=((245, 245, 243), (240, 241, 242), (246, 244, 240)),
-        tables=((250, 250, 248), (246, 246, 245)),
-        light=(1.0, 1.0, 1.0),
-    ),
-    "christmas": Palette(
-        "mood",
-        walls=((122, 30, 34), (32, 72, 50), (140, 40, 38)),
-        tables=((160, 112, 70), (128, 86, 54)),
-        texture="wood",
-        light=(1.06, 0.96, 0.84),
-        exposure=0.85,
-    ),
-}
-
-# Prompt words (lower case, singular) -> palette name. A word ending in "s" also matches
-# without it ("beaches" -> "beache" is not needed: list such forms explicitly).
-KEYWORDS: dict[str, str] = {
-    **dict.fromkeys(("wood", "wooden", "oak", "walnut", "teak", "timber", "plank", "rustic"), "wood"),
-    **dict.fromkeys(("marble", "stone", "granite", "quartz", "luxury"), "marble"),
-    **dict.fromkeys(("concrete", "cement", "industrial", "slate", "grey", "gray", "urban"), "concrete"),
-    **dict.fromkeys(("kitchen", "countertop", "counter", "bathroom", "spa"), "kitchen"),
-    **dict.fromkeys(("beach", "beaches", "sand", "sandy", "desert", "summer", "tropical"), "sand"),
-    **dict.fromkeys(("sunset", "warm", "golden", "autumn", "fall", "orange", "sunrise", "cozy"), "warm"),
-    **dict.fromkeys(("night", "dark", "moody", "midnight", "evening", "noir"), "dark"),
-    **dict.fromkeys(("pastel", "soft", "spring", "candy"), "pastel"),
-    **dict.fromkeys(("pink", "rose", "blush", "valentine"), "pink"),
-    **dict.fromkeys(("blue", "ocean", "sea", "sky", "navy", "aqua", "winter"), "blue"),
-    **dict.fromkeys(("green", "nature", "forest", "garden", "plant", "plants", "botanical", "leaf"), "green"),
-    **dict.fromkeys(("black", "noir", "charcoal"), "black"),
-    **dict.fromkeys(("white", "minimal", "minimalist", "clean", "bright"), "white"),
-    **dict.fromkeys(("christmas", "xmas", "festive", "holiday"), "christmas"),
-}
-# Words that imply a wooden tabletop only when no other material is named ("marble table").
-WEAK_MATERIAL_WORDS: dict[str, str] = {"table": "wood", "desk": "wood", "tabletop": "wood", "shelf": "wood"}
-FALLBACK_PALETTE = "neutral"
 
 # Display gamma: lighting is computed on linear light, palettes are sRGB-ish.
 GAMMA = 2.2
@@ -241,31 +85,6 @@ class Look:
     texture: Texture
     glossy: float
     names: tuple[str, ...] = ()  # (material, mood) palette names, for debugging
-
-
-def _words(prompt: str) -> list[str]:
-    words = re.findall(r"[a-z]+", prompt.lower())
-    return [w for word in words for w in ((word, word[:-1]) if word.endswith("s") else (word,))]
-
-
-def palettes_for(prompt: str) -> tuple[str, str]:
-    """The (material, mood) palette names the prompt asks for.
-
-    The first material word names the tabletop; the first mood/colour word names the wall
-    and the light; a prompt with only one of them uses that palette for both; unknown words
-    fall back to :data:`FALLBACK_PALETTE`.
-    """
-    named = [KEYWORDS[w] for w in _words(prompt) if w in KEYWORDS]
-    materials = [n for n in named if PALETTES[n].kind == "material"]
-    moods = [n for n in named if PALETTES[n].kind == "mood"]
-    weak = [WEAK_MATERIAL_WORDS[w] for w in _words(prompt) if w in WEAK_MATERIAL_WORDS]
-    material = materials[0] if materials else (weak[0] if weak else None)
-    mood = moods[0] if moods else None
-    if material is None and mood is None:
-        return FALLBACK_PALETTE, FALLBACK_PALETTE
-    if material is None:
-        return mood, mood  # type: ignore[return-value]
-    return material, mood or material
 
 
 def _to_linear(rgb: RGB | tuple[float, ...]) -> np.ndarray:
@@ -317,158 +136,13 @@ def _stable_seed(prompt: str, seed: int) -> list[int]:
     return [seed % (2**63), zlib.crc32(" ".join(prompt.lower().split()).encode("utf-8"))]
 
 
-class _NoiseField:
-    """Smooth value noise sampled at arbitrary coordinates (cubic interpolation of a random grid).
-
-    Coordinates are in grid cells and wrap around (the field tiles seamlessly); OpenCV's
-    remap stores them as 16-bit fixed point, so callers keep them within +-30000 cells.
-    """
-
-    def __init__(self, rng: np.random.Generator, cells: int) -> None:
-        self.grid = rng.random((cells, cells), dtype=np.float32) * 2.0 - 1.0
-
-    def sample(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """Noise in about [-1, 1] at columns ``u`` and rows ``v`` (float32 arrays, same shape)."""
-        return cv2.remap(self.grid, u, v, interpolation=cv2.INTER_CUBIC, borderMode=cv2.BORDER_WRAP)
-
-
-def _fbm(rng: np.random.Generator, u: np.ndarray, v: np.ndarray, octaves: int, cells: int = 32) -> np.ndarray:
-    """Fractal noise: ``octaves`` layers of value noise, each twice as fine and half as strong."""
-    total = np.zeros(u.shape, dtype=np.float32)
-    amp, freq, norm = 1.0, 1.0, 0.0
-    for _ in range(octaves):
-        total += amp * _NoiseField(rng, cells).sample(u * freq, v * freq)
-        norm += amp
-        amp *= 0.5
-        freq *= 2.0
-    return total / norm
-
-
-def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: int, octaves: int) -> np.ndarray:
-    """(h, w) fractal noise in about [-1, 1] whose coarsest feature is ``1 / cells`` of the image."""
-    side = cells * 2 ** (octaves - 1)
-    small = _fbm(rng, *np.meshgrid(*(np.linspace(0, cells, side, dtype=np.float32),) * 2), octaves, cells)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
-
-
-@dataclass(frozen=True)
-class _Geometry:
-    """The scene layout in working pixels."""
-
-    h: int
-    w: int
-    horizon: float  # row of the tabletop's back edge (first tabletop row)
-    eye_drop: float  # rows from the eye line down to the back edge
-    focal: float
-    light_x: float  # column of the key light's centre
-
-
-@dataclass(frozen=True)
-class _Plane:
-    """World coordinates of tabletop pixels (rows ``row0`` to the bottom), float32 (rows, w).
-
-    ``x`` runs across and ``z`` into the picture from the back edge towards the viewer, in
-    units of one pixel at the back edge; ``footprint`` is image pixels per world unit across.
-    """
-
-    x: np.ndarray
-    z: np.ndarray
-    footprint: np.ndarray
-
-
-def _plane(geo: _Geometry, ys: np.ndarray, xs: np.ndarray) -> _Plane:
-    d = np.maximum(ys - (geo.horizon - geo.eye_drop), geo.eye_drop)
-    scale = (geo.eye_drop / d).astype(np.float32)  # world units per image pixel across (<= 1)
-    big_x, big_z = np.broadcast_arrays((xs - geo.light_x) * scale, geo.focal * (1.0 - scale))
-    footprint = np.broadcast_to(1.0 / scale, big_x.shape)
-    return _Plane(
-        np.ascontiguousarray(big_x, dtype=np.float32),
-        np.ascontiguousarray(big_z, dtype=np.float32),
-        np.ascontiguousarray(footprint, dtype=np.float32),
-    )
-
-
-def _wood(p: _Plane, rng: np.random.Generator, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """Grain darkness (0 = plain wood, up to 1 = grain colour) of planks running towards the viewer."""
-    plank_w = w * rng.uniform(0.17, 0.27)
-    plank_pos = (p.x + rng.uniform(0, plank_w)) / plank_w
-    plank = np.floor(plank_pos)
-    # Per-plank tone and grain phase: a small table of random values indexed by plank number.
-    index = np.mod(plank, 64).astype(np.intp)
-    plank_tone = rng.normal(0.0, 0.07, size=64).astype(np.float32)[index]
-    plank_phase = rng.uniform(0, 50, size=64).astype(np.float32)[index]
-    period = rng.uniform(6.0, 9.0)  # grain line spacing in back-edge pixels (>= 4 px: no aliasing)
-    warp = _fbm(rng, p.x / 70.0 + plank_phase, p.z / 500.0, octaves=3, cells=16)
-    rings = p.x / period + warp * 3.0 + plank_phase
-    lines = (0.5 + 0.5 * np.cos(2 * np.pi * rings)) ** 6
-    strength_along = 0.55 + 0.45 * _NoiseField(rng, 32).sample(p.x / 25.0 + plank_phase, p.z / 120.0)
-    fibres = _NoiseField(rng, 64).sample(p.x / 1.6, p.z / 45.0)
-    tone = _fbm(rng, p.x / 150.0, p.z / 300.0, octaves=2, cells=16)
-    # Plank seams: darken within about one image pixel of a plank boundary.
-    frac = plank_pos - plank
-    seam = np.exp(-(((np.minimum(frac, 1.0 - frac) * plank_w / p.footprint) / 0.8) ** 2))
-    dark = 0.32 * lines * strength_along + 0.07 * fibres + 0.10 * tone + plank_tone
-    return dark, seam
-
-
-def _veins(phase: np.ndarray, width: float) -> np.ndarray:
-    """Lines where ``phase`` crosses an integer, ``width`` (phase units) wide, anti-aliased.
-
-    Where the phase changes faster than the line width per pixel, the line is widened to
-    the pixel footprint and dimmed by the same factor (box filtering): no dashed lines.
-    """
-    grad_y, grad_x = np.gradient(phase)
-    eff = np.sqrt(width**2 + 0.5 * (grad_x**2 + grad_y**2))
-    dist = phase - np.round(phase)
-    return (width / eff) * np.exp(-((dist / eff) ** 2))
-
-
-def _marble(p: _Plane, rng: np.random.Generator, w: int) -> tuple[np.ndarray, None]:
-    """Vein darkness of a polished marble slab: a few bold meandering veins, many faint ones."""
-    angle = rng.uniform(0.3, 1.2) * rng.choice([-1.0, 1.0])
-    along = p.x * np.cos(angle) + p.z * np.sin(angle)
-    across = p.x * np.cos(angle + 1.1) + p.z * np.sin(angle + 1.1)
-    turb = _fbm(rng, p.x / 260.0, p.z / 260.0, octaves=4, cells=16)
-    period = w * rng.uniform(0.18, 0.28)
-    main = _veins(along / period + turb * 0.9, 0.012)
-    halo = _veins(along / period + turb * 0.9, 0.06)
-    fine = _veins(across / (period * 0.37) + turb * 3.2 + 0.37, 0.02)
-    fade = np.clip(0.65 + 0.7 * _NoiseField(rng, 16).sample(p.x / 160.0, p.z / 160.0), 0.0, 1.0)
-    fade2 = np.clip(0.3 + 1.0 * _NoiseField(rng, 16).sample(p.x / 110.0 + 7.0, p.z / 110.0), 0.0, 1.0)
-    clouds = _fbm(rng, p.x / 180.0, p.z / 220.0, octaves=2, cells=16)
-    return (0.55 * main + 0.12 * halo) * fade + 0.3 * fine * fade2 + 0.05 * clouds, None
-
-
-def _concrete(p: _Plane, rng: np.random.Generator, w: int) -> tuple[np.ndarray, None]:
-    """Mottled cement: broad clouds and a fine speckle."""
-    clouds = _fbm(rng, p.x / 160.0, p.z / 200.0, octaves=4, cells=32)
-    speckle = _NoiseField(rng, 128).sample(p.x / 2.0, p.z / 3.0)
-    return 0.22 * clouds + 0.05 * speckle, None
-
-
-def _sand(p: _Plane, rng: np.random.Generator, w: int) -> tuple[np.ndarray, None]:
-    """Fine sand with soft wind ripples running across."""
-    warp = _fbm(rng, p.x / 200.0, p.z / 200.0, octaves=3, cells=16)
-    ripples = np.sin(p.z / rng.uniform(18, 26) + warp * 5.0 + p.x / 400.0)
-    grains = _NoiseField(rng, 128).sample(p.x / 1.5, p.z / 2.5)
-    clouds = _fbm(rng, p.x / 250.0, p.z / 250.0, octaves=2, cells=16)
-    return 0.05 * ripples + 0.06 * grains + 0.10 * clouds, None
-
-
-def _matte(p: _Plane, rng: np.random.Generator, w: int) -> tuple[np.ndarray, None]:
-    """A matte painted or paper surface: only a very faint mottling."""
-    return 0.05 * _fbm(rng, p.x / 250.0, p.z / 250.0, octaves=3, cells=16), None
-
-
-TEXTURES = {"wood": _wood, "marble": _marble, "concrete": _concrete, "sand": _sand, "matte": _matte}
-# Mottling of the wall (fraction of brightness): concrete walls look like cast cement.
 WALL_MOTTLE = {"concrete": 0.07, "sand": 0.02}
 DEFAULT_WALL_MOTTLE = 0.025
 # Darkness of the line between two wooden planks.
 SEAM_DARKNESS = 0.55
 
 
-def _render(look: Look, geo: _Geometry, rng: np.random.Generator, options: SceneSettings) -> np.ndarray:
+def _render(look: Look, geo: Geometry, rng: np.random.Generator, options: SceneSettings) -> np.ndarray:
     """The scene at working resolution: (h, w, 3) float32 sRGB in [0, 255]."""
     h, w = geo.h, geo.w
     ys = (np.arange(h, dtype=np.float32) + 0.5)[:, None]
@@ -487,7 +161,7 @@ def _render(look: Look, geo: _Geometry, rng: np.random.Generator, options: Scene
     key_share = WALL_KEY_SHARE * light
     wall_gain = (1.0 - WALL_TOP_FALLOFF * np.clip(1.0 - wall_ys / horizon, 0, 1)) * (1.0 - key_share * (1.0 - key))
     mottle = WALL_MOTTLE.get(look.texture, DEFAULT_WALL_MOTTLE) * options.texture_strength
-    wall_gain = wall_gain * (1.0 + mottle * _smooth_noise(rng, wall_ys.shape[0], w, 4, 3))
+    wall_gain = wall_gain * (1.0 + mottle * smooth_noise(rng, wall_ys.shape[0], w, 4, 3))
     above = np.maximum(horizon - wall_ys, 0.0)
     wall_gain = wall_gain * (1.0 - AO_DEPTHS[0] * np.exp(-above / (AO_WIDTHS[0] * h)))
     wall_rgb = look.wall * wall_gain[..., None]
@@ -502,7 +176,7 @@ def _render(look: Look, geo: _Geometry, rng: np.random.Generator, options: Scene
     table_gain = table_gain * (1.0 - AO_DEPTHS[1] * np.exp(-below / (AO_WIDTHS[1] * h)))
     sheen = look.glossy * np.exp(-below / (0.2 * table_depth)) * np.exp(-(((xs - geo.light_x) / (0.5 * w)) ** 2))
 
-    plane = _plane(geo, table_ys, xs)
+    plane = plane_coordinates(geo, table_ys, xs)
     dark, seam = TEXTURES[look.texture](plane, rng, w)
     dark = dark * options.texture_strength
     if seam is not None:
@@ -564,7 +238,7 @@ class ProceduralScene:
         lo, hi = np.clip(sorted(opts.horizon_range), *HORIZON_LIMITS)
         horizon_out = round(big_h * rng.uniform(lo, hi))  # first tabletop row, output pixels
         light_x_frac = 0.5 + rng.uniform(-0.06, 0.06)
-        geo = _Geometry(
+        geo = Geometry(
             h=h,
             w=w,
             horizon=horizon_out * h / big_h,

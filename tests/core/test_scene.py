@@ -8,7 +8,7 @@ import pytest
 
 from placewright.errors import InvalidInput
 from placewright.scene import SCENES, fit_background, generate_scene
-from placewright.scene.procedural import KEYWORDS, PALETTES, palettes_for
+from placewright.scene.palettes import KEYWORDS, PALETTES, palettes_for
 from placewright.settings import SceneSettings
 from placewright.types import Size
 

@@ -2,14 +2,16 @@
 
 Each stage keeps a :class:`Registry` of backend classes. A backend class has a short
 ``name``, a ``version`` (part of every cache key: bump it when its output changes) and
-a classmethod ``unavailable_reason()`` returning None when it can run here (extra
-installed, weights or credentials present) or a sentence saying why not.
+a classmethod ``unavailable_reason(options)`` returning None when it can run here with
+these settings (extra installed, weights or credentials present) or a sentence saying
+why not. It must be cheap: no model is loaded to answer it.
 
 ``Registry.chain(choice)`` turns a setting (``"auto"`` or a backend name) into the
 ordered list of backends to try; the stage's classical backend always ends the chain,
 so every stage has a fallback. :func:`run_chain` tries them in order and returns the
 first result with a :class:`StageRecord` saying which backend ran, how long it took,
-and why any earlier one was passed over.
+which backends were skipped as unavailable (``auto`` mode: no weights, no key) and
+which failed or were forced but unavailable (``fallback_from`` and ``error``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from placewright.errors import (
     BackendUnavailable,
@@ -39,7 +41,7 @@ class Backend(Protocol):
     version: ClassVar[str]
 
     @classmethod
-    def unavailable_reason(cls) -> str | None: ...
+    def unavailable_reason(cls, options: Any = None) -> str | None: ...
 
 
 B = TypeVar("B", bound=Backend)
@@ -54,6 +56,7 @@ class StageRecord:
     seconds: float
     fallback_from: str | None = None
     error: str | None = None
+    skipped: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -61,6 +64,7 @@ class StageRecord:
             "seconds": round(self.seconds, 4),
             "fallback_from": self.fallback_from,
             "error": self.error,
+            "skipped": list(self.skipped),
         }
 
 
@@ -94,20 +98,26 @@ class Registry(Generic[B]):
     def chain(self, choice: str = "auto") -> list[type[B]]:
         """The backends to try for ``choice``, ending with the classical one.
 
-        ``"auto"`` keeps every registered backend that is available here, in preference
-        order; a name puts that backend first, available or not, so that a forced
-        backend that cannot run is recorded as a fallback rather than silently skipped.
+        ``"auto"``: every registered backend in preference (registration) order, the
+        classical one last; :func:`run_chain` skips those unavailable here. A name: that
+        backend, then the classical one.
         """
         classical = self.get(self.classical)
         if choice == "auto":
-            picked = [b for b in self._backends.values() if b is not classical and b.unavailable_reason() is None]
+            picked = [b for b in self._backends.values() if b is not classical]
         else:
             picked = [self.get(choice)] if choice != self.classical else []
         return [*picked, classical]
 
-    def signature(self, choice: str = "auto") -> str:
-        """``name@version`` of every backend in the chain: goes into cache keys."""
-        return ",".join(f"{b.name}@{b.version}" for b in self.chain(choice))
+    def signature(self, choice: str = "auto", options: Any = None) -> str:
+        """``name@version`` of every backend in the chain that can run (others ``name@-``).
+
+        Goes into cache keys, so a result computed while a backend was unavailable is not
+        reused once its weights or credentials appear.
+        """
+        return ",".join(
+            f"{b.name}@{b.version if b.unavailable_reason(options) is None else '-'}" for b in self.chain(choice)
+        )
 
 
 def run_chain(
@@ -115,6 +125,7 @@ def run_chain(
     chain: list[type[B]],
     call: Callable[[type[B]], R],
     *,
+    options: Any = None,
     raise_transient: bool = False,
 ) -> tuple[R, StageRecord]:
     """Run ``call(backend)`` for each backend in ``chain`` until one succeeds.
@@ -123,6 +134,8 @@ def run_chain(
         stage: the stage name, for messages.
         chain: backends in the order to try (from :meth:`Registry.chain`).
         call: runs the stage with one backend class and returns its result.
+        options: the stage's settings section, for ``unavailable_reason`` (and its
+            ``backend`` names a forced backend: unavailable, it counts as a fallback).
         raise_transient: re-raise a :class:`TransientBackendError` instead of falling
             back, so that an orchestrator can retry the same backend first (Prefect
             tasks set this on every attempt but the last).
@@ -137,11 +150,17 @@ def run_chain(
         StageFailed: when every backend failed.
     """
     passed_over: list[tuple[str, str]] = []
+    skipped: list[str] = []
+    forced = getattr(options, "backend", "auto")
     for backend in chain:
-        reason = backend.unavailable_reason()
+        reason = backend.unavailable_reason(options)
         if reason is not None:
-            passed_over.append((backend.name, f"unavailable: {reason}"))
-            logger.warning("%s: backend %s unavailable (%s); falling back", stage, backend.name, reason)
+            if backend.name == forced:
+                passed_over.append((backend.name, f"unavailable: {reason}"))
+                logger.warning("%s: backend %s unavailable (%s); falling back", stage, backend.name, reason)
+            else:
+                skipped.append(f"{backend.name}: {reason}")
+                logger.info("%s: skipping %s (%s)", stage, backend.name, reason)
             continue
         started = time.perf_counter()
         try:
@@ -162,9 +181,10 @@ def run_chain(
                 seconds=time.perf_counter() - started,
                 fallback_from=passed_over[0][0] if passed_over else None,
                 error="; ".join(f"{name}: {why}" for name, why in passed_over) or None,
+                skipped=tuple(skipped),
             )
             return result, record
-    details = "; ".join(f"{name}: {why}" for name, why in passed_over)
+    details = "; ".join([*(f"{name}: {why}" for name, why in passed_over), *skipped])
     raise StageFailed(f"{stage} failed with every backend ({details})", stage=stage)
 
 

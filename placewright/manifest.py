@@ -18,6 +18,7 @@ class StageEntry(_Model):
     seconds: float
     fallback_from: str | None = None
     error: str | None = None
+    skipped: list[str] = Field(default_factory=list, description="Backends not tried here, and why (no weights...).")
 
     @classmethod
     def of(cls, record: StageRecord) -> StageEntry:

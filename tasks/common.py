@@ -70,7 +70,7 @@ class StageCache(CachePolicy):
         backends = None
         if self.registry is not None:
             options = inputs.get(self.backend_option)
-            backends = self.registry.signature(getattr(options, "backend", "auto"))
+            backends = self.registry.signature(getattr(options, "backend", "auto"), options)
         payload = {
             "task": task_ctx.task.fn.__qualname__,
             "source": hashlib.sha256(source.encode()).hexdigest(),

@@ -80,6 +80,7 @@ def analyze(
         "analyze",
         ANALYZERS.chain(options.backend),
         lambda backend: backend(options)(cutout, filename, list(prompts)),
+        options=options,
         raise_transient=raise_transient,
     )
     return AnalyzeResult(analysis=analysis, record=record)

@@ -221,7 +221,7 @@ class HeuristicAnalyzer:
     version: ClassVar[str] = "1"
 
     @classmethod
-    def unavailable_reason(cls) -> str | None:
+    def unavailable_reason(cls, options: object = None) -> str | None:
         return None
 
     def __init__(self, options: AnalyzeSettings) -> None:

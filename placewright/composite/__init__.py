@@ -76,6 +76,7 @@ def composite(
         "composite",
         COMPOSITORS.chain(options.backend),
         lambda backend: backend(options)(scene, cutout, surface, analysis, seed),
+        options=options,
     )
     box = Box.from_mask(product_alpha)
     if box is None:  # cannot happen for a non-empty cut-out; kept as a clear failure

@@ -106,6 +106,7 @@ def cut_out(image: np.ndarray, *, options: CutoutSettings, raise_transient: bool
         "cutout",
         CUTTERS.chain(options.backend),
         lambda backend: backend(options)(rgb),
+        options=options,
         raise_transient=raise_transient,
     )
     found = float(np.mean(rgba[..., 3] >= VISIBLE_LEVEL))

@@ -129,7 +129,7 @@ class GrabCutCutter:
         self.options = options
 
     @classmethod
-    def unavailable_reason(cls) -> str | None:
+    def unavailable_reason(cls, options: object = None) -> str | None:
         return None
 
     def __call__(self, image: np.ndarray) -> np.ndarray:

@@ -56,6 +56,7 @@ def enhance(image: np.ndarray, *, options: EnhanceSettings, raise_transient: boo
         "enhance",
         ENHANCERS.chain(options.backend),
         lambda backend: backend(options)(image),
+        options=options,
         raise_transient=raise_transient,
     )
     return EnhanceResult(image=out, scale=scale, record=record)

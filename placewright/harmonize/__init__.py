@@ -65,6 +65,7 @@ def harmonize(
         "harmonize",
         HARMONIZERS.chain(options.backend),
         lambda backend: backend(options)(image, product_alpha),
+        options=options,
         raise_transient=raise_transient,
     )
     # Whatever the backend, the product's solid pixels are the input's, bit for bit.

@@ -89,6 +89,7 @@ def locate(
         "locate",
         LOCATORS.chain(options.backend),
         lambda backend: backend(options)(scene, phrase=text),
+        options=options,
         raise_transient=raise_transient,
     )
     if record.backend == LOCATORS.classical:

@@ -172,7 +172,7 @@ class ClassicalLocator:
         self.options = options
 
     @classmethod
-    def unavailable_reason(cls) -> str | None:
+    def unavailable_reason(cls, options: object = None) -> str | None:
         return None
 
     def __call__(self, scene: np.ndarray, *, phrase: str) -> Surface:

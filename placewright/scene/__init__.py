@@ -69,6 +69,7 @@ def generate_scene(
         "scene",
         SCENES.chain(options.backend),
         lambda backend: backend(options)(text, size=size, seed=seed),
+        options=options,
         raise_transient=raise_transient,
     )
     if image.shape != (size.height, size.width, 3) or image.dtype != np.uint8:

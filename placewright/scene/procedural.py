@@ -213,7 +213,7 @@ class ProceduralScene:
         self.options = options
 
     @classmethod
-    def unavailable_reason(cls) -> str | None:
+    def unavailable_reason(cls, options: object = None) -> str | None:
         return None
 
     def __call__(self, prompt: str, *, size: Size, seed: int) -> tuple[np.ndarray, Surface]:

@@ -19,7 +19,7 @@ def _registry(fail: Exception | None = None, available: bool = True) -> Registry
         version: ClassVar[str] = "2"
 
         @classmethod
-        def unavailable_reason(cls) -> str | None:
+        def unavailable_reason(cls, options: object = None) -> str | None:
             return None if available else "weights not found"
 
         def __call__(self, x: int) -> str:
@@ -33,7 +33,7 @@ def _registry(fail: Exception | None = None, available: bool = True) -> Registry
         version: ClassVar[str] = "1"
 
         @classmethod
-        def unavailable_reason(cls) -> str | None:
+        def unavailable_reason(cls, options: object = None) -> str | None:
             return None
 
         def __call__(self, x: int) -> str:
@@ -42,15 +42,24 @@ def _registry(fail: Exception | None = None, available: bool = True) -> Registry
     return registry
 
 
-def test_auto_prefers_available_backends_and_ends_with_classical() -> None:
+def test_auto_tries_backends_in_preference_order_and_ends_with_classical() -> None:
     assert [b.name for b in _registry().chain("auto")] == ["fancy", "plain"]
-    assert [b.name for b in _registry(available=False).chain("auto")] == ["plain"]
     assert _registry().signature() == "fancy@2,plain@1"
+    assert _registry(available=False).signature() == "fancy@-,plain@1", "availability is part of cache keys"
+
+
+def test_unavailable_backend_in_auto_mode_is_skipped_not_a_fallback() -> None:
+    registry = _registry(available=False)
+    result, record = run_chain("demo", registry.chain("auto"), lambda b: b()(1))
+    assert result == "plain 1"
+    assert record.backend == "plain" and record.fallback_from is None and record.error is None
+    assert record.skipped == ("fancy: weights not found",)
 
 
 def test_forced_backend_comes_first_even_if_unavailable() -> None:
     registry = _registry(available=False)
-    result, record = run_chain("demo", registry.chain("fancy"), lambda b: b()(1))
+    options = type("Options", (), {"backend": "fancy"})()
+    result, record = run_chain("demo", registry.chain("fancy"), lambda b: b()(1), options=options)
     assert result == "plain 1"
     assert record.backend == "plain" and record.fallback_from == "fancy"
     assert "weights not found" in (record.error or "")

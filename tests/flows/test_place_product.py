@@ -139,7 +139,7 @@ class _Flaky:
     calls: ClassVar[int] = 0
 
     @classmethod
-    def unavailable_reason(cls) -> str | None:
+    def unavailable_reason(cls, options: object = None) -> str | None:
         return None
 
     def __init__(self, options: object) -> None:

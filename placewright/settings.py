@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -30,6 +30,22 @@ class Section(BaseModel):
     """Base for settings sections: immutable, unknown keys rejected (typos surface)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ModelSpec(Section):
+    """Where one AI backend finds its weights, and where it runs.
+
+    ``model`` is a Hugging Face repo id (looked up in the local HF cache only: nothing is
+    downloaded at run time), a local folder, or a weights file: absolute, or relative to
+    ``models_dir`` (which :class:`Settings` fills in from its own ``models_dir``).
+    """
+
+    model: str = Field(description="HF repo id, local folder, or weights file (absolute or in models_dir).")
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="auto: cuda, then mps, then cpu.")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="auto: float16 on cuda, float32 elsewhere."
+    )
+    models_dir: Path | None = Field(None, description="Where relative weight files are looked for.")
 
 
 class LimitsSettings(Section):
@@ -188,6 +204,11 @@ class RetrySettings(Section):
     delay_seconds: list[float] = Field(default_factory=lambda: [1.0, 4.0])
 
 
+def _default_models_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "placewright" / "models"
+
+
 def _default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "placewright"
@@ -206,6 +227,7 @@ class Settings(BaseSettings):
 
     out_dir: str = Field("placewright-out", description="Where run folders go (local path or fsspec URL).")
     cache_dir: Path = Field(default_factory=_default_cache_dir, description="Intermediate images.")
+    models_dir: Path = Field(default_factory=_default_models_dir, description="Weight files of AI backends.")
     seed: int = Field(0, ge=0, description="Base seed; variant i uses seed + i.")
     limits: LimitsSettings = LimitsSettings()
     enhance: EnhanceSettings = EnhanceSettings()
@@ -217,6 +239,22 @@ class Settings(BaseSettings):
     harmonize: HarmonizeSettings = HarmonizeSettings()
     output: OutputSettings = OutputSettings()
     retry: RetrySettings = RetrySettings()
+
+    @model_validator(mode="after")
+    def _fill_models_dir(self) -> Settings:
+        """Give every ModelSpec without its own models_dir this settings' models_dir."""
+        for section_name in type(self).model_fields:
+            section = getattr(self, section_name)
+            if not isinstance(section, BaseModel):
+                continue
+            updates = {
+                name: spec.model_copy(update={"models_dir": self.models_dir})
+                for name in type(section).model_fields
+                if isinstance(spec := getattr(section, name), ModelSpec) and spec.models_dir is None
+            }
+            if updates:
+                object.__setattr__(self, section_name, section.model_copy(update=updates))
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,43 @@
+"""Which packages are installed, and which device and dtype a model runs on."""
+
+from __future__ import annotations
+
+from importlib.util import find_spec
+from typing import Any
+
+from placewright.errors import BackendUnavailable
+
+INSTALL_HINT = "pip install 'placewright[ai]'"
+
+
+def missing_packages(*modules: str) -> str | None:
+    """None when every module can be imported, else a reason naming the missing ones."""
+    missing = [m for m in modules if find_spec(m) is None]
+    if not missing:
+        return None
+    return f"needs {', '.join(missing)} ({INSTALL_HINT})"
+
+
+def resolve_device(choice: str) -> str:
+    """``auto``: cuda if available, then mps, then cpu. An explicit device must exist."""
+    import torch
+
+    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise BackendUnavailable("device 'cuda' was asked for but no CUDA GPU is available")
+    if choice == "mps" and not has_mps:
+        raise BackendUnavailable("device 'mps' was asked for but MPS is not available")
+    return choice
+
+
+def resolve_dtype(choice: str, device: str) -> Any:
+    """The torch dtype: ``auto`` is float16 on cuda (bfloat16 where supported) and float32 elsewhere."""
+    import torch
+
+    if choice == "auto":
+        if device == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[choice]

@@ -1,0 +1,73 @@
+"""Finding weights on this machine; nothing is ever downloaded here.
+
+A model is a single weights file (``.pth``, ``.safetensors``, ``.onnx``) or a Hugging Face
+model folder. Either is found as given (an absolute or working-directory path), inside
+``models_dir``, or (for repo ids) in the local Hugging Face cache with
+``local_files_only=True``, so a missing model fails at once with the places looked in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from placewright.errors import BackendUnavailable
+from placewright.settings import ModelSpec
+
+
+def _candidates(spec: ModelSpec) -> list[Path]:
+    given = Path(spec.model).expanduser()
+    paths = [given]
+    if not given.is_absolute() and spec.models_dir is not None:
+        paths.append(Path(spec.models_dir) / given)
+    return paths
+
+
+def find_weights_file(spec: ModelSpec, suffixes: tuple[str, ...] = (".pth", ".safetensors", ".onnx")) -> Path:
+    """The weights file ``spec.model`` names.
+
+    Raises:
+        BackendUnavailable: naming every place looked in.
+    """
+    candidates = _candidates(spec)
+    for path in candidates:
+        if path.is_file() and path.suffix.lower() in suffixes:
+            return path.resolve()
+    looked = ", ".join(str(p) for p in candidates)
+    raise BackendUnavailable(f"no weights file {spec.model!r} (looked in: {looked})")
+
+
+def find_pretrained(spec: ModelSpec) -> Path:
+    """A local folder with ``config.json`` for ``spec.model``: a path, or a repo id in the HF cache.
+
+    Honours ``HF_HOME``/``HF_HUB_CACHE`` (through huggingface_hub); never goes online.
+
+    Raises:
+        BackendUnavailable: naming every place looked in.
+    """
+    candidates = _candidates(spec)
+    for path in candidates:
+        if (path / "config.json").is_file():
+            return path.resolve()
+    looked = [str(p) for p in candidates]
+    if "/" in spec.model and not spec.model.startswith((".", "/", "~")):
+        try:
+            from huggingface_hub import snapshot_download
+            from huggingface_hub.constants import HF_HUB_CACHE
+
+            looked.append(f"Hugging Face cache {HF_HUB_CACHE}")
+            return Path(snapshot_download(spec.model, local_files_only=True))
+        except ImportError:
+            pass
+        except Exception:  # LocalEntryNotFoundError and friends: not in the cache
+            pass
+    raise BackendUnavailable(f"model {spec.model!r} not found (looked in: {', '.join(looked)})")
+
+
+def weights_reason(finder: Callable[[ModelSpec], Path], spec: ModelSpec) -> str | None:
+    """``unavailable_reason`` helper: None when ``finder(spec)`` finds the weights, else why not."""
+    try:
+        finder(spec)
+    except BackendUnavailable as exc:
+        return str(exc)
+    return None

@@ -130,6 +130,34 @@ def run(
         print(folder)
 
 
+@app.command()
+def models(
+    json_output: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False,
+) -> None:
+    """List every backend, where it looks for weights or credentials, and whether it can run here."""
+    from placewright.inventory import backend_inventory
+    from placewright.settings import get_settings
+
+    try:
+        settings = get_settings()
+    except Exception as exc:  # pydantic ValidationError, bad config file
+        _fail(f"bad configuration: {exc}".replace("\n", " "), EXIT_BAD_INPUT)
+    rows = backend_inventory(settings)
+    if json_output:
+        print(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Backends (models_dir: {settings.models_dir})")
+    for column in ("stage", "backend", "selected by", "source", "status"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        status = "[green]ready[/]" if row["available"] else f"[yellow]unavailable[/]: {row['reason']}"
+        table.add_row(row["stage"], row["backend"], row["selected_by"], row["source"], status)
+    Console().print(table)
+
+
 def _run_flow(parameters: dict, *, progress: FlowProgress) -> dict:
     """Run the flow against $PREFECT_API_URL, or a private local server started for this run."""
     # Self-hosted means no telemetry unless asked for: set DO_NOT_TRACK=0 to allow Prefect's.

@@ -99,6 +99,10 @@ def is_last_attempt() -> bool:
     return context.task_run.run_count > context.task.retries
 
 
+# Tasks that may load a model carry this tag: a Prefect concurrency limit on it
+# (``prefect concurrency-limit create gpu 1``) keeps them from sharing one GPU at once.
+GPU_TAG = "gpu"
+
 STAGE_TASK_OPTIONS: dict[str, Any] = {
     "persist_result": True,
     "retry_condition_fn": retry_transient_only,

@@ -5,11 +5,11 @@ from prefect import task
 from placewright.cutout import CUTTERS, cut_out
 from placewright.settings import CutoutSettings
 from placewright.store import BlobStore, ImageRef
-from tasks.common import STAGE_TASK_OPTIONS, StageCache, is_last_attempt
+from tasks.common import GPU_TAG, STAGE_TASK_OPTIONS, StageCache, is_last_attempt
 from tasks.refs import CutoutOutput
 
 
-@task(name="cut-out", cache_policy=StageCache(registry=CUTTERS), **STAGE_TASK_OPTIONS)
+@task(name="cut-out", cache_policy=StageCache(registry=CUTTERS), tags=[GPU_TAG], **STAGE_TASK_OPTIONS)
 def cut_out_product(image: ImageRef, options: CutoutSettings, store_root: str) -> CutoutOutput:
     """Separate the product from its backdrop; an RGBA cut-out cropped to content."""
     store = BlobStore(store_root)

@@ -5,11 +5,11 @@ from prefect import task
 from placewright.enhance import ENHANCERS, enhance
 from placewright.settings import EnhanceSettings
 from placewright.store import BlobStore, ImageRef
-from tasks.common import STAGE_TASK_OPTIONS, StageCache, is_last_attempt
+from tasks.common import GPU_TAG, STAGE_TASK_OPTIONS, StageCache, is_last_attempt
 from tasks.refs import StagedImage
 
 
-@task(name="enhance", cache_policy=StageCache(registry=ENHANCERS), **STAGE_TASK_OPTIONS)
+@task(name="enhance", cache_policy=StageCache(registry=ENHANCERS), tags=[GPU_TAG], **STAGE_TASK_OPTIONS)
 def enhance_product(image: ImageRef, options: EnhanceSettings, store_root: str) -> StagedImage:
     """Upscale and sharpen the product photo when it is small."""
     store = BlobStore(store_root)

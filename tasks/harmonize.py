@@ -5,11 +5,11 @@ from prefect import task
 from placewright.harmonize import HARMONIZERS, harmonize
 from placewright.settings import HarmonizeSettings
 from placewright.store import BlobStore
-from tasks.common import STAGE_TASK_OPTIONS, StageCache, is_last_attempt
+from tasks.common import GPU_TAG, STAGE_TASK_OPTIONS, StageCache, is_last_attempt
 from tasks.refs import CompositeOutput, StagedImage
 
 
-@task(name="harmonize", cache_policy=StageCache(registry=HARMONIZERS), **STAGE_TASK_OPTIONS)
+@task(name="harmonize", cache_policy=StageCache(registry=HARMONIZERS), tags=[GPU_TAG], **STAGE_TASK_OPTIONS)
 def harmonize_variant(composited: CompositeOutput, options: HarmonizeSettings, store_root: str) -> StagedImage:
     """Relight around the product; product pixels stay exactly as composited."""
     store = BlobStore(store_root)

@@ -5,11 +5,11 @@ from prefect import task
 from placewright.locate import LOCATORS, LocateResult, locate
 from placewright.settings import LocateSettings
 from placewright.store import BlobStore
-from tasks.common import STAGE_TASK_OPTIONS, StageCache, is_last_attempt
+from tasks.common import GPU_TAG, STAGE_TASK_OPTIONS, StageCache, is_last_attempt
 from tasks.refs import SceneOutput
 
 
-@task(name="locate", cache_policy=StageCache(registry=LOCATORS), **STAGE_TASK_OPTIONS)
+@task(name="locate", cache_policy=StageCache(registry=LOCATORS), tags=[GPU_TAG], **STAGE_TASK_OPTIONS)
 def locate_surface(scene: SceneOutput, phrase: str, options: LocateSettings, store_root: str) -> LocateResult:
     """Find where in the scene the product stands."""
     image = BlobStore(store_root).get(scene.image)

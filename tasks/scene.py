@@ -6,11 +6,11 @@ from placewright.scene import SCENES, fit_background, generate_scene
 from placewright.settings import SceneSettings
 from placewright.store import BlobStore
 from placewright.types import Size
-from tasks.common import STAGE_TASK_OPTIONS, StageCache, is_last_attempt
+from tasks.common import GPU_TAG, STAGE_TASK_OPTIONS, StageCache, is_last_attempt
 from tasks.refs import SceneOutput, VariantSpec
 
 
-@task(name="scene", cache_policy=StageCache(registry=SCENES), **STAGE_TASK_OPTIONS)
+@task(name="scene", cache_policy=StageCache(registry=SCENES), tags=[GPU_TAG], **STAGE_TASK_OPTIONS)
 def make_scene(spec: VariantSpec, size: str, options: SceneSettings, store_root: str) -> SceneOutput:
     """The variant's background: the provided image fitted to size, or one generated from the prompt."""
     store = BlobStore(store_root)

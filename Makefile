@@ -10,9 +10,18 @@ $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required" if sys.version_info < (3, 11) else 0)'
 	$(PYTHON) -m venv $(VENV)
 
+# The light install: the classical pipeline, tests' tools. No torch.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+# The AI backends (the tests build tiny models for each). torch first, pinned to a pair that
+# imports together (plain "torch" can pull another multi-GB CUDA build); override TORCH to choose.
+TORCH ?= torch==2.14.1 torchvision==0.29.1
+$(VENV)/.installed-ai: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e ".[test,ai]"
 	touch $@
 
 # Run the pipeline on the bundled example: two scenes, embedded defaults (no GPU, no weights, no server).
@@ -22,7 +31,7 @@ example: $(VENV)/.installed
 		--prompt "rustic wooden table, warm evening light" \
 		--out $(OUT)
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed-ai
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed

@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -71,6 +71,16 @@ class EnhanceSettings(Section):
     sharpen_radius_per_scale: float = Field(
         0.4, ge=0, le=4, description="Added to sharpen_radius per unit of upscale beyond 1 (wider blur, wider mask)."
     )
+    upscaler: ModelSpec = Field(
+        ModelSpec(model="RealESRGAN_x4plus.pth"),
+        description="Super-resolution checkpoint (.pth/.safetensors) for the spandrel backend.",
+    )
+    tile_size: int = Field(
+        256, ge=0, description="spandrel: input tiles of this side (plus tile_overlap each side); 0 = whole image."
+    )
+    tile_overlap: int = Field(
+        16, ge=0, le=256, description="spandrel: context pixels added around each tile, cropped off after the model."
+    )
 
 
 class CutoutSettings(Section):
@@ -89,6 +99,26 @@ class CutoutSettings(Section):
         3.5, gt=0, description="Pixels this many noise RMS away from the backdrop model are product candidates."
     )
     remove_shadows: bool = Field(True, description="Treat darker copies of the backdrop (cast shadows) as backdrop.")
+    rembg: ModelSpec = Field(
+        ModelSpec(model="u2net"),
+        description="rembg backend: a rembg session name (u2net, isnet-general-use, birefnet-general, ...) whose "
+        "<name>.onnx lies in <models_dir>/rembg/, or a .onnx file (a rembg session name as its stem, else run "
+        "as rembg's u2net_custom: 1x3x320x320 in, 1x1x320x320 out).",
+    )
+    alpha_matting: bool = Field(False, description="rembg backend: refine the edge with rembg's alpha matting.")
+    alpha_matting_foreground_threshold: int = Field(
+        240, ge=0, le=255, description="Alpha matting: model mask levels above this are sure product."
+    )
+    alpha_matting_background_threshold: int = Field(
+        10, ge=0, le=255, description="Alpha matting: model mask levels below this are sure backdrop."
+    )
+    alpha_matting_erode_size: int = Field(
+        10, ge=0, le=100, description="Alpha matting: sure regions are eroded by this many pixels."
+    )
+    sam: ModelSpec = Field(
+        ModelSpec(model="facebook/sam-vit-large"),
+        description="SAM backend: a transformers SamModel + SamProcessor (HF repo id in the local cache, or a folder).",
+    )
 
 
 class SceneSettings(Section):
@@ -118,6 +148,20 @@ class AnalyzeSettings(Section):
     max_width_fraction: float = Field(
         0.55, gt=0, le=1, description="Wide products are made smaller so their width stays within this."
     )
+    llm_model: str = Field("gpt-4o-mini", min_length=1, description="openai-vision: the vision chat model.")
+    llm_base_url: str | None = Field(
+        None, description="openai-vision: an OpenAI-compatible /v1 URL; None: OPENAI_BASE_URL, else OpenAI."
+    )
+    llm_api_key: SecretStr | None = Field(
+        None, description="openai-vision: the API key; None: OPENAI_API_KEY (any dummy for keyless local servers)."
+    )
+    llm_timeout_seconds: float = Field(30.0, gt=0, le=600, description="openai-vision: limit per request.")
+    llm_max_retries: int = Field(
+        0, ge=0, le=10, description="openai-vision: the client's own quick retries; 0 leaves them to the orchestrator."
+    )
+    llm_image_side: int = Field(
+        512, ge=64, le=2048, description="openai-vision: the cut-out is sent downscaled to this long side at most."
+    )
 
 
 class LocateSettings(Section):
@@ -142,6 +186,19 @@ class LocateSettings(Section):
         0.3, ge=0, le=1, description="Weakest lead of the best edge over the next best (0..1) accepted."
     )
     min_span: float = Field(0.5, gt=0, le=1, description="An edge must span at least this fraction of the width.")
+    detector: ModelSpec = Field(
+        ModelSpec(model="IDEA-Research/grounding-dino-tiny"),
+        description="GroundingDINO checkpoint (transformers format) of the grounding-dino backend.",
+    )
+    box_threshold: float = Field(
+        0.25, ge=0, le=1, description="grounding-dino: a surface box must score above this (0..1)."
+    )
+    text_threshold: float = Field(
+        0.2, ge=0, le=1, description="grounding-dino: a word of the query must match the box above this (0..1)."
+    )
+    min_flatness: float = Field(
+        1.5, ge=0, le=20, description="grounding-dino: boxes with width/height below this are ranked down and cut."
+    )
 
 
 class CompositeSettings(Section):
@@ -165,6 +222,12 @@ class CompositeSettings(Section):
     )
     shadow_softness: float = Field(
         0.06, ge=0, le=0.5, description="Drop-shadow blur (sigma) far from the base, as a fraction of height."
+    )
+    real_size_min: float = Field(
+        0.5, gt=0, le=1, description="A real-size height is kept at least this multiple of the size-fraction height."
+    )
+    real_size_max: float = Field(
+        1.5, ge=1, le=4, description="A real-size height is kept at most this multiple of the size-fraction height."
     )
 
 

@@ -98,6 +98,9 @@ def locate(
     return LocateResult(_clamp(surface, height, width), record)
 
 
+from placewright.locate import grounding_dino as _grounding_dino  # noqa: E402,F401  (preferred over classical)
+
+# isort: split
 from placewright.locate import classical as _classical  # noqa: E402,F401  (registers the backend)
 
 __all__ = ["LOCATORS", "LocateResult", "locate"]

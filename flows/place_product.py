@@ -116,6 +116,7 @@ def place_product(
         unmapped(settings.composite),
         [s.seed for s in specs],
         unmapped(root),
+        unmapped(request.surface),
     )
     finals = relight.map(composites, unmapped(settings.harmonize), unmapped(root))
 

@@ -283,6 +283,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PLACEWRIGHT_",
         env_nested_delimiter="__",
+        # PLACEWRIGHT_ENHANCE__UPSCALER__DEVICE=cuda changes that one field, keeping the default model.
+        nested_model_default_partial_update=True,
         env_ignore_empty=True,
         extra="ignore",
         frozen=True,

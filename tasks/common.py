@@ -20,6 +20,7 @@ from prefect.cache_policies import CachePolicy
 from prefect.client.schemas.objects import TaskRun
 from prefect.context import TaskRunContext
 from prefect.states import State
+from prefect.transactions import get_transaction
 from pydantic import BaseModel
 
 from placewright.backends import Registry, StageRecord
@@ -102,6 +103,18 @@ def is_last_attempt() -> bool:
 # Tasks that may load a model carry this tag: a Prefect concurrency limit on it
 # (``prefect concurrency-limit create gpu 1``) keeps them from sharing one GPU at once.
 GPU_TAG = "gpu"
+
+
+def cache_only_if_healthy(record: StageRecord) -> None:
+    """Keep a result out of the cache when a backend failed and the stage fell back.
+
+    A fallback caused by a failure (a timeout, a 5xx, a broken model file) must not be
+    reused by the next run: the preferred backend may work by then. Skipped backends (no
+    weights here) are part of the cache key instead, so those results are cached.
+    """
+    if record.fallback_from is not None and (transaction := get_transaction()) is not None:
+        transaction.write_on_commit = False
+
 
 STAGE_TASK_OPTIONS: dict[str, Any] = {
     "persist_result": True,

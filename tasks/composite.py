@@ -7,7 +7,7 @@ from placewright.composite import COMPOSITORS, composite
 from placewright.locate import LocateResult
 from placewright.settings import CompositeSettings
 from placewright.store import BlobStore
-from tasks.common import STAGE_TASK_OPTIONS, StageCache
+from tasks.common import STAGE_TASK_OPTIONS, StageCache, cache_only_if_healthy
 from tasks.refs import CompositeOutput, CutoutOutput, SceneOutput
 
 
@@ -20,6 +20,7 @@ def composite_variant(
     options: CompositeSettings,
     seed: int,
     store_root: str,
+    surface_phrase: str = "table",
 ) -> CompositeOutput:
     """Put the product on the surface with matched colour and shadows."""
     store = BlobStore(store_root)
@@ -30,5 +31,7 @@ def composite_variant(
         analysis=analysis.analysis,
         options=options,
         seed=seed,
+        surface_phrase=surface_phrase,
     )
+    cache_only_if_healthy(result.record)
     return CompositeOutput(store.put(result.image), store.put(result.product_alpha), result.product_box, result.record)

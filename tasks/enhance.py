@@ -5,7 +5,7 @@ from prefect import task
 from placewright.enhance import ENHANCERS, enhance
 from placewright.settings import EnhanceSettings
 from placewright.store import BlobStore, ImageRef
-from tasks.common import GPU_TAG, STAGE_TASK_OPTIONS, StageCache, is_last_attempt
+from tasks.common import GPU_TAG, STAGE_TASK_OPTIONS, StageCache, cache_only_if_healthy, is_last_attempt
 from tasks.refs import StagedImage
 
 
@@ -14,4 +14,5 @@ def enhance_product(image: ImageRef, options: EnhanceSettings, store_root: str) 
     """Upscale and sharpen the product photo when it is small."""
     store = BlobStore(store_root)
     result = enhance(store.get(image), options=options, raise_transient=not is_last_attempt())
+    cache_only_if_healthy(result.record)
     return StagedImage(store.put(result.image), result.record)

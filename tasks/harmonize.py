@@ -5,7 +5,7 @@ from prefect import task
 from placewright.harmonize import HARMONIZERS, harmonize
 from placewright.settings import HarmonizeSettings
 from placewright.store import BlobStore
-from tasks.common import GPU_TAG, STAGE_TASK_OPTIONS, StageCache, is_last_attempt
+from tasks.common import GPU_TAG, STAGE_TASK_OPTIONS, StageCache, cache_only_if_healthy, is_last_attempt
 from tasks.refs import CompositeOutput, StagedImage
 
 
@@ -19,4 +19,5 @@ def harmonize_variant(composited: CompositeOutput, options: HarmonizeSettings, s
         options=options,
         raise_transient=not is_last_attempt(),
     )
+    cache_only_if_healthy(result.record)
     return StagedImage(store.put(result.image), result.record)

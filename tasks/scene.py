@@ -6,7 +6,7 @@ from placewright.scene import SCENES, fit_background, generate_scene
 from placewright.settings import SceneSettings
 from placewright.store import BlobStore
 from placewright.types import Size
-from tasks.common import GPU_TAG, STAGE_TASK_OPTIONS, StageCache, is_last_attempt
+from tasks.common import GPU_TAG, STAGE_TASK_OPTIONS, StageCache, cache_only_if_healthy, is_last_attempt
 from tasks.refs import SceneOutput, VariantSpec
 
 
@@ -21,4 +21,5 @@ def make_scene(spec: VariantSpec, size: str, options: SceneSettings, store_root:
         result = generate_scene(
             prompt, size=Size.parse(size), seed=spec.seed, options=options, raise_transient=not is_last_attempt()
         )
+    cache_only_if_healthy(result.record)
     return SceneOutput(store.put(result.image), result.surface, result.record)

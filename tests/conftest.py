@@ -18,7 +18,7 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     from placewright.settings import get_settings
 
     for key in list(os.environ):
-        if key.startswith("PLACEWRIGHT_"):
+        if key.startswith(("PLACEWRIGHT_", "OPENAI_")):  # a developer's OpenAI key must not reach tests
             monkeypatch.delenv(key)
     cache = tmp_path / "cache"
     monkeypatch.setenv("PLACEWRIGHT_CACHE_DIR", str(cache))

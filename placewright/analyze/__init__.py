@@ -25,20 +25,37 @@ class Analysis:
         category: one of the size-table categories, "product" when unknown.
         size_fraction: product height as a fraction of the output image height.
         aspect: height / width of the cut-out's visible pixels.
+        width_cm, height_cm: estimated real-world size of the product as shown (None: unknown;
+            the heuristic does not estimate it). The compositor sizes by ``height_cm`` when the
+            scene's surface box is known (see :mod:`placewright.composite.place`).
+        placement: a short phrase on how the product should stand ("upright, label to camera").
+        confidence: the backend's confidence in this analysis, 0..1 (None: not reported).
     """
 
     name: str
     category: str
     size_fraction: float
     aspect: float
+    width_cm: float | None = None
+    height_cm: float | None = None
+    placement: str | None = None
+    confidence: float | None = None
 
     def as_dict(self) -> dict[str, object]:
-        """JSON-ready form for the manifest."""
+        """JSON-ready form for the manifest (optional fields are None when unknown)."""
+
+        def rounded(value: float | None, digits: int) -> float | None:
+            return None if value is None else round(float(value), digits)
+
         return {
             "name": self.name,
             "category": self.category,
             "size_fraction": round(float(self.size_fraction), 4),
             "aspect": round(float(self.aspect), 4),
+            "width_cm": rounded(self.width_cm, 1),
+            "height_cm": rounded(self.height_cm, 1),
+            "placement": self.placement,
+            "confidence": rounded(self.confidence, 3),
         }
 
 
@@ -86,6 +103,8 @@ def analyze(
     return AnalyzeResult(analysis=analysis, record=record)
 
 
+# AI backends register before the classical one (preference order).
+from placewright.analyze import llm as _llm  # noqa: E402,F401,I001  (registers the backend)
 from placewright.analyze import heuristic as _heuristic  # noqa: E402,F401  (registers the backend)
 
 __all__ = ["ANALYZERS", "Analysis", "AnalyzeResult", "analyze"]

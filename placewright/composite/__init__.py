@@ -54,6 +54,7 @@ def composite(
     analysis: Analysis,
     options: CompositeSettings,
     seed: int = 0,
+    surface_phrase: str = "table",
 ) -> CompositeResult:
     """Place the cut-out product in the scene, standing on ``surface``.
 
@@ -61,9 +62,12 @@ def composite(
         scene: (H, W, 3) uint8 RGB scene; not modified.
         cutout: (h, w, 4) uint8 RGBA product cut-out (RGB counts as opaque); not modified.
         surface: where the base goes (``line_y``) and the centre column (``center_x``).
-        analysis: supplies ``size_fraction`` (product height / H).
+        analysis: supplies ``size_fraction`` (product height / H) and, when known, the
+            product's real height, which with the surface box sets the size (see place.py).
         options: the composite settings section.
         seed: for generative backends; the classical one is deterministic.
+        surface_phrase: what the product stands on ("table", "countertop"): its typical
+            width gives the scene's scale when the product's real size is known.
 
     Returns:
         A :class:`CompositeResult`.
@@ -75,7 +79,7 @@ def composite(
     (image, product_alpha), record = run_chain(
         "composite",
         COMPOSITORS.chain(options.backend),
-        lambda backend: backend(options)(scene, cutout, surface, analysis, seed),
+        lambda backend: backend(options)(scene, cutout, surface, analysis, seed, surface_phrase),
         options=options,
     )
     box = Box.from_mask(product_alpha)

@@ -34,7 +34,13 @@ class ClassicalCompositor:
         self.options = options
 
     def __call__(
-        self, scene: np.ndarray, cutout: np.ndarray, surface: Surface, analysis: Analysis, seed: int = 0
+        self,
+        scene: np.ndarray,
+        cutout: np.ndarray,
+        surface: Surface,
+        analysis: Analysis,
+        seed: int = 0,
+        surface_phrase: str = "table",
     ) -> tuple[np.ndarray, np.ndarray]:
         """Composite; returns the (H, W, 3) uint8 image and the (H, W) uint8 product alpha.
 
@@ -42,7 +48,18 @@ class ClassicalCompositor:
         """
         options = self.options
         scene_h, scene_w = scene.shape[:2]
-        placed = place(cutout, scene_h, scene_w, surface.line_y, surface.center_x, analysis.size_fraction, options)
+        placed = place(
+            cutout,
+            scene_h,
+            scene_w,
+            surface.line_y,
+            surface.center_x,
+            analysis.size_fraction,
+            options,
+            real_height_cm=analysis.height_cm,
+            surface_box=surface.box,
+            surface_phrase=surface_phrase,
+        )
         x0, y0 = placed.x0, placed.y0
         x1, y1 = x0 + placed.width, y0 + placed.height
 

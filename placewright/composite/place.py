@@ -1,10 +1,24 @@
 """Geometry of the placement: product size, resampling and position in the scene.
 
-The product's height is ``size_fraction * H``, then capped so that its width stays within
-``max_width_fraction * W`` (and inside the side margins) and so that, standing on the
-surface line, its top keeps ``margin_fraction * H`` from the top edge. Its base (the
-lowest row where alpha >= 0.5) lands on the surface line; it is centred on the surface's
-``center_x`` and clamped horizontally into the frame.
+Size rule
+    1. Fraction height: ``h_f = size_fraction * H`` (the analysis' recommendation).
+    2. Real-size height, when the analysis gives the product's real height ``height_cm`` and
+       the surface box is known: the box is the part of the surface visible in the frame, so
+       ``px_per_cm = box.width / surface_width_cm(phrase)``, where :data:`SURFACE_WIDTH_CM`
+       gives the width of surface a product shot of that surface typically shows, and
+       ``h_r = height_cm * px_per_cm``. The scale is that of the surface's visible width,
+       not corrected for perspective (the product stands a little in front of the back edge,
+       so this errs slightly small). ``h_r`` is then clamped to
+       ``[real_size_min * h_f, real_size_max * h_f]`` (default [0.5, 1.5]): the estimate
+       wins inside that band, and a wrong box, an odd surface or a bad size estimate can at
+       most halve or grow the fraction height by half. Without a real height or a box (or
+       with both bounds set to 1) the height is ``h_f``.
+    3. Frame caps, always: the width stays within ``max_width_fraction * W`` (and inside the
+       side margins), the top keeps ``margin_fraction * H`` from the top edge when standing
+       on the surface line, and the height is at least ``MIN_PRODUCT_PX``.
+
+Position: the base (the lowest row where alpha >= 0.5) lands on the surface line; the product
+is centred on the surface's ``center_x`` and clamped horizontally into the frame.
 """
 
 from __future__ import annotations
@@ -16,6 +30,7 @@ import numpy as np
 
 from placewright.errors import InvalidInput
 from placewright.settings import CompositeSettings
+from placewright.types import Box
 
 # Alpha (0-1) from which a pixel counts as solid product: the base row is the lowest row
 # with such a pixel (the soft anti-aliased fringe below it is not the base).
@@ -25,6 +40,37 @@ MIN_PRODUCT_PX = 8
 # When the surface line is so high that a product could only be a sliver above it, the
 # line is lowered so the product keeps at least this fraction of the frame height.
 MIN_VISIBLE_FRACTION = 0.10
+
+# Width (cm) of surface a product shot of it typically shows: the surface box spans what is
+# visible, which for most furniture is a slice, not the whole piece. First keyword found in
+# the surface phrase wins (more specific phrases first).
+SURFACE_WIDTH_CM: tuple[tuple[str, float], ...] = (
+    ("coffee table", 100.0),  # low table, shot from above and closer: about a metre in view
+    ("bedside", 50.0),  # a nightstand top is 40-55 cm wide and usually all in view
+    ("nightstand", 50.0),
+    ("side table", 55.0),  # small occasional tables, 45-60 cm
+    ("countertop", 150.0),  # a kitchen/bathroom run: a shot shows 1.2-1.8 m of it
+    ("counter", 150.0),
+    ("worktop", 150.0),
+    ("bar", 150.0),  # bar tops are long; framed like a counter
+    ("desk", 120.0),  # desks are 120-160 cm wide; a shot shows about the 120 cm of a small one
+    ("shelf", 80.0),  # one shelf bay between uprights: 60-100 cm
+    ("windowsill", 90.0),  # a window sill spans a window, about 0.8-1.2 m
+    ("window sill", 90.0),
+    ("vanity", 90.0),  # a bathroom vanity, 60-120 cm
+    ("dresser", 100.0),  # chest of drawers tops, 80-120 cm
+    ("pedestal", 40.0),  # display plinths/podiums are 30-50 cm across
+    ("podium", 40.0),
+    ("plinth", 40.0),
+    ("stool", 35.0),  # a stool seat, 30-40 cm
+    ("tray", 45.0),  # a serving tray, 35-55 cm
+    ("floor", 250.0),  # a room-scale view of the floor, 2-3 m across
+    ("table", 120.0),  # a dining/work table seen in a product shot: about 1.2 m of it in view
+)
+# Used when the phrase names none of the above: a generic tabletop.
+DEFAULT_SURFACE_WIDTH_CM = 120.0
+# Narrower surface boxes (pixels) are not trusted as a scale (a detection sliver).
+MIN_SCALE_BOX_PX = 16
 
 
 @dataclass(frozen=True)
@@ -81,14 +127,50 @@ def crop_premultiplied(cutout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return premult, alpha
 
 
+def surface_width_cm(phrase: str | None) -> float:
+    """Typical visible width (cm) of the surface named by ``phrase`` (see :data:`SURFACE_WIDTH_CM`)."""
+    text = " ".join((phrase or "").lower().split())
+    for keyword, width in SURFACE_WIDTH_CM:
+        if keyword in text:
+            return width
+    return DEFAULT_SURFACE_WIDTH_CM
+
+
+def target_height(
+    scene_h: int, size_fraction: float, options: CompositeSettings, *, real_height_cm: float | None = None,
+    surface_box: Box | None = None, surface_phrase: str | None = None,
+) -> float:  # fmt: skip
+    """The product height (pixels) before the frame caps: steps 1-2 of the module's size rule.
+
+    Args:
+        scene_h: output height.
+        size_fraction: recommended product height / output height.
+        options: composite settings (``real_size_min``/``real_size_max`` bound the real-size height).
+        real_height_cm: the product's estimated real height, or None.
+        surface_box: the visible surface region in output pixels, or None.
+        surface_phrase: what the surface is ("table", "marble countertop"); None: a table.
+    """
+    fraction_height = size_fraction * scene_h
+    if real_height_cm is None or real_height_cm <= 0 or surface_box is None or surface_box.width < MIN_SCALE_BOX_PX:
+        return fraction_height
+    px_per_cm = surface_box.width / surface_width_cm(surface_phrase)
+    real_height = real_height_cm * px_per_cm
+    low, high = options.real_size_min * fraction_height, options.real_size_max * fraction_height
+    return float(min(max(real_height, low), high))
+
+
 def fit_size(
     crop_h: int, crop_w: int, scene_h: int, scene_w: int, line_y: int, size_fraction: float,
-    options: CompositeSettings,
+    options: CompositeSettings, *, real_height_cm: float | None = None, surface_box: Box | None = None,
+    surface_phrase: str | None = None,
 ) -> tuple[int, int]:  # fmt: skip
-    """The product's output ``(height, width)``, aspect preserved, fitting the frame."""
+    """The product's output ``(height, width)``, aspect preserved, fitting the frame (the module's size rule)."""
     aspect = crop_h / crop_w
     margin = options.margin_fraction * scene_h
-    height = size_fraction * scene_h
+    height = target_height(
+        scene_h, size_fraction, options, real_height_cm=real_height_cm, surface_box=surface_box,
+        surface_phrase=surface_phrase,
+    )  # fmt: skip
     max_width = min(options.max_width_fraction * scene_w, scene_w - 2 * options.margin_fraction * scene_w)
     height = min(height, max_width * aspect, line_y + 1 - margin)
     height = max(height, float(MIN_PRODUCT_PX))
@@ -143,7 +225,8 @@ def base_row(alpha: np.ndarray) -> int:
 
 def place(
     cutout: np.ndarray, scene_h: int, scene_w: int, line_y: int, center_x: int, size_fraction: float,
-    options: CompositeSettings,
+    options: CompositeSettings, *, real_height_cm: float | None = None, surface_box: Box | None = None,
+    surface_phrase: str | None = None,
 ) -> Placement:  # fmt: skip
     """Resize the cut-out and position it standing on the surface line.
 
@@ -153,13 +236,19 @@ def place(
         line_y, center_x: the surface line and centre column.
         size_fraction: recommended product height / output height.
         options: composite settings.
+        real_height_cm: the product's estimated real height (``Analysis.height_cm``), or None.
+        surface_box: the visible surface region (``Surface.box``), or None.
+        surface_phrase: what the surface is called; None: a table.
 
     Returns:
         The :class:`Placement`.
     """
     premult, alpha = crop_premultiplied(cutout)
     line = effective_line(line_y, scene_h, options)
-    height, width = fit_size(alpha.shape[0], alpha.shape[1], scene_h, scene_w, line, size_fraction, options)
+    height, width = fit_size(
+        alpha.shape[0], alpha.shape[1], scene_h, scene_w, line, size_fraction, options,
+        real_height_cm=real_height_cm, surface_box=surface_box, surface_phrase=surface_phrase,
+    )  # fmt: skip
     premult, alpha = resize_premultiplied(premult, alpha, width, height)
     premult, alpha = feather(premult, alpha, options.feather_px)
     base = base_row(alpha)

@@ -39,3 +39,10 @@ def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PLACEWRIGHT_COMPOSITE__SHADOW_OPACITY", "3")
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_one_field_of_a_model_spec_can_be_set_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLACEWRIGHT_ENHANCE__UPSCALER__DEVICE", "cpu")
+    settings = Settings()
+    assert settings.enhance.upscaler.device == "cpu"
+    assert settings.enhance.upscaler.model == Settings.model_fields["enhance"].default.upscaler.model

@@ -170,6 +170,11 @@ def test_transient_failures_retry_then_fall_back(
     else:
         assert _Flaky.calls == 3, "two retries, then the fallback on the last attempt"
         assert record["fallback_from"] == "flaky" and "HTTP 503" in record["error"]
+    # A fallback after failures is not cached: the next run tries the preferred backend again.
+    monkeypatch.setattr(_Flaky, "failures_left", 0)
+    again = place_product(str(example_product), size="256x256", out=str(tmp_path))
+    assert again["variants"][0]["stages"]["enhance"]["backend"] == "flaky"
+    assert _Flaky.calls == (2 if expected_backend == "flaky" else 4), "healthy results are reused, degraded are not"
 
 
 def test_invalid_product_fails_the_run_without_output(tmp_path: Path) -> None:

@@ -62,6 +62,7 @@ def enhance(image: np.ndarray, *, options: EnhanceSettings, raise_transient: boo
     return EnhanceResult(image=out, scale=scale, record=record)
 
 
+from placewright.enhance import spandrel as _spandrel  # noqa: E402,F401,I001  (before classical: preferred)
 from placewright.enhance import classical as _classical  # noqa: E402,F401  (registers the backend)
 
 __all__ = ["ENHANCERS", "EnhanceResult", "enhance"]

@@ -155,7 +155,8 @@ def models(
     for row in rows:
         status = "[green]ready[/]" if row["available"] else f"[yellow]unavailable[/]: {row['reason']}"
         table.add_row(row["stage"], row["backend"], row["selected_by"], row["source"], status)
-    Console().print(table)
+    console = Console()
+    Console(width=max(console.width, 160)).print(table)
 
 
 def _run_flow(parameters: dict, *, progress: FlowProgress) -> dict:

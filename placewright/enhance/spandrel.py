@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+from pathlib import Path
 from typing import Any, ClassVar
 
 import cv2
@@ -133,6 +134,12 @@ class SpandrelEnhancer:
         if reason is not None:
             return reason
         return weights_reason(find_checkpoint, (options or EnhanceSettings()).upscaler)
+
+    @classmethod
+    def source(cls, options: EnhanceSettings | None = None) -> str:
+        """The checkpoint it looks for, for ``placewright models``."""
+        spec = (options or EnhanceSettings()).upscaler
+        return spec.model if Path(spec.model).is_absolute() else f"{spec.model} (in {spec.models_dir} or as given)"
 
     def __init__(self, options: EnhanceSettings) -> None:
         self.options = options

@@ -120,4 +120,9 @@ def cut_out(image: np.ndarray, *, options: CutoutSettings, raise_transient: bool
     return _crop(rgba, record)
 
 
+# AI backends register themselves, in preference order (grabcut, registered above, always runs last).
+from placewright.cutout import rembg as _rembg  # noqa: E402,F401,I001  (preferred)
+from placewright.cutout import sam as _sam  # noqa: E402,F401
+
+
 __all__ = ["CUTTERS", "CutoutResult", "GrabCutCutter", "cut_out", "has_meaningful_alpha"]

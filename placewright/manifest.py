@@ -57,6 +57,11 @@ class VariantEntry(_Model):
     product_box: list[int] = Field(description="[x0, y0, x1, y1] of the placed product, output pixels.")
     surface_box: list[int] | None
     surface_line_y: int = Field(description="Row the product's base rests on.")
+    product_fidelity: int | None = Field(
+        None,
+        description="Largest pixel difference inside the (eroded) product between the composite and the published "
+        "image: 0 = the product's pixels are unchanged (lossless formats); WebP/JPEG show their compression loss.",
+    )
     stages: dict[str, StageEntry]
 
 

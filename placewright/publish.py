@@ -7,6 +7,7 @@ error the partial folder is removed and nothing is left behind.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import uuid
@@ -14,8 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import cv2
 import fsspec
 import numpy as np
+from PIL import Image
 
 from placewright import __version__
 from placewright.backends import StageRecord
@@ -27,6 +30,8 @@ from placewright.types import Box
 CUTOUT_PATH = "product/cutout.png"
 MANIFEST_NAME = "manifest.json"
 _SLUG_CHARS = 40
+# Product pixels this close to the alpha edge are blended by design; fidelity is measured inside.
+FIDELITY_ERODE_PX = 2
 # Pillow releases the GIL while encoding, so variants encode in parallel.
 ENCODE_THREADS = 4
 
@@ -44,6 +49,8 @@ class VariantOutput:
     stages: dict[str, StageRecord]
     prompt: str | None = None
     background: str | None = None
+    composite: np.ndarray | None = None  # the image before harmonize, for the fidelity figure
+    product_alpha: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,19 @@ class ProductOutput:
     cutout: np.ndarray
     analysis: dict[str, object]
     stages: dict[str, StageRecord] = field(default_factory=dict)
+
+
+def product_fidelity(reference: np.ndarray, encoded: bytes, product_alpha: np.ndarray) -> int:
+    """Largest pixel difference (0-255) inside the eroded product mask between ``reference`` and the
+    published file: 0 means the product's pixels (its label) reached the output unchanged.
+    """
+    solid = (product_alpha == 255).astype(np.uint8)
+    kernel = np.ones((2 * FIDELITY_ERODE_PX + 1, 2 * FIDELITY_ERODE_PX + 1), np.uint8)
+    inside = cv2.erode(solid, kernel).astype(bool)
+    if not inside.any():
+        return 0
+    published = np.asarray(Image.open(io.BytesIO(encoded)).convert("RGB"))
+    return int(np.abs(published[inside].astype(np.int16) - reference[inside].astype(np.int16)).max())
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -107,7 +127,12 @@ def publish_run(
         for variant, data in zip(ordered, encoded, strict=True):
             name = variant_filename(variant, output.format)
             fs.pipe_file(f"{partial_dir}/{name}", data)
-            entries.append(_variant_entry(variant, name, url_of(name), product.stages))
+            fidelity = (
+                product_fidelity(variant.composite, data, variant.product_alpha)
+                if variant.composite is not None and variant.product_alpha is not None
+                else None
+            )
+            entries.append(_variant_entry(variant, name, url_of(name), product.stages, fidelity))
         manifest = Manifest(
             run_id=run_id,
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -135,7 +160,9 @@ def manifest_json(manifest: Manifest) -> str:
     return json.dumps(manifest.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
 
 
-def _variant_entry(variant: VariantOutput, name: str, url: str, product_stages: dict[str, StageRecord]) -> VariantEntry:
+def _variant_entry(
+    variant: VariantOutput, name: str, url: str, product_stages: dict[str, StageRecord], fidelity: int | None
+) -> VariantEntry:
     height, width = variant.image.shape[:2]
     stages = {**product_stages, **variant.stages}
     return VariantEntry(
@@ -150,6 +177,7 @@ def _variant_entry(variant: VariantOutput, name: str, url: str, product_stages: 
         product_box=variant.product_box.as_list(),
         surface_box=variant.surface_box.as_list() if variant.surface_box else None,
         surface_line_y=variant.surface_line_y,
+        product_fidelity=fidelity,
         stages={stage: StageEntry.of(record) for stage, record in stages.items()},
     )
 

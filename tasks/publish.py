@@ -68,6 +68,8 @@ def publish_outputs(
                 prompt=v.spec.prompt if v.spec.background is None else None,
                 background=v.spec.background_source,
                 image=store.get(v.final.image),
+                composite=store.get(v.composited.image),
+                product_alpha=store.get(v.composited.product_alpha),
                 product_box=v.composited.product_box,
                 surface_box=v.located.surface.box,
                 surface_line_y=v.located.surface.line_y,

@@ -73,4 +73,6 @@ def test_png_output_to_a_new_folder(cli_env: dict, tmp_path: Path) -> None:
     files = sorted(p.name for p in run_dir.iterdir())
     assert files == ["manifest.json", "product", "variant-00-" + files[-1][len("variant-00-") :]]
     assert files[-1].endswith(".png")
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["variants"][0]["product_fidelity"] == 0, "lossless output keeps every product pixel"
     assert not [p for p in run_dir.parent.iterdir() if p.name.startswith(".")], "no partial folders left"

@@ -99,3 +99,52 @@ def test_run_ids_are_unique_and_sortable() -> None:
 def test_slugify() -> None:
     assert slugify("Sunlit marble counter, morning!") == "sunlit-marble-counter-morning"
     assert slugify("???") == "scene"
+
+
+@pytest.mark.parametrize(("fmt", "lossless"), [("png", True), ("webp", False), ("jpeg", False)])
+def test_product_fidelity_is_measured_on_the_published_file(tmp_path: Path, fmt: str, lossless: bool) -> None:
+    rng = np.random.default_rng(0)
+    composite = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)  # noisy: lossy codecs must change it
+    alpha = np.zeros((64, 96), np.uint8)
+    alpha[10:50, 20:60] = 255
+    variant = VariantOutput(
+        index=0,
+        seed=0,
+        prompt="p",
+        image=composite.copy(),
+        product_box=Box(20, 10, 60, 50),
+        surface_box=None,
+        surface_line_y=50,
+        stages={},
+        composite=composite,
+        product_alpha=alpha,
+    )
+    manifest = publish_run(
+        out_dir=str(tmp_path), run_id="f", product=_product(), variants=[variant], output=OutputSettings(format=fmt)
+    )
+    fidelity = manifest.variants[0].product_fidelity
+    assert (fidelity == 0) if lossless else (fidelity is not None and fidelity > 0)
+
+
+def test_product_fidelity_sees_a_changed_label(tmp_path: Path) -> None:
+    composite = np.full((64, 96, 3), 100, np.uint8)
+    alpha = np.zeros((64, 96), np.uint8)
+    alpha[10:50, 20:60] = 255
+    final = composite.copy()
+    final[30, 40] = (140, 100, 100)  # one product pixel drifted by 40
+    variant = VariantOutput(
+        index=0,
+        seed=0,
+        prompt="p",
+        image=final,
+        product_box=Box(20, 10, 60, 50),
+        surface_box=None,
+        surface_line_y=50,
+        stages={},
+        composite=composite,
+        product_alpha=alpha,
+    )
+    manifest = publish_run(
+        out_dir=str(tmp_path), run_id="g", product=_product(), variants=[variant], output=OutputSettings(format="png")
+    )
+    assert manifest.variants[0].product_fidelity == 40

@@ -79,6 +79,7 @@ def test_two_variants_end_to_end(example_product: Path, tmp_path: Path) -> None:
         assert list(variant["stages"]) == STAGES
         assert all(s["error"] is None for s in variant["stages"].values())
         assert variant["stages"]["scene"]["backend"] == "procedural"
+        assert 0 <= variant["product_fidelity"] <= 40, "WebP at quality 90 changes product pixels only a little"
     first, second = (np.asarray(Image.open(run_dir / v["image"])) for v in manifest["variants"])
     assert np.abs(first.astype(int) - second).mean() > 5, "two prompts give two different scenes"
     assert _latest_artifact_markdown().count(manifest["run_id"]) >= 1

@@ -48,6 +48,15 @@ class ModelSpec(Section):
     models_dir: Path | None = Field(None, description="Where relative weight files are looked for.")
 
 
+class DiffusionMemorySettings(Section):
+    """Memory options for diffusion pipelines on small GPUs."""
+
+    cpu_offload: bool = Field(False, description="Keep idle sub-models on the CPU (CUDA only): less VRAM, slower.")
+    vae_tiling: bool = Field(False, description="Decode large images in tiles.")
+    attention_slicing: bool = Field(False, description="Compute attention in slices: less memory, slower.")
+    safety_checker: bool = Field(False, description="Keep an SD pipeline's NSFW safety checker if it has one.")
+
+
 class LimitsSettings(Section):
     """What input images are accepted."""
 

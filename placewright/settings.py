@@ -130,6 +130,25 @@ class CutoutSettings(Section):
     )
 
 
+class A1111Settings(Section):
+    """An AUTOMATIC1111 (stable-diffusion-webui, started with ``--api``) server: scene and harmonize backends."""
+
+    base_url: str | None = Field(
+        None, description="Server root, e.g. http://127.0.0.1:7860 (None: the a1111 backend is unavailable)."
+    )
+    username: str | None = Field(None, description="Basic-auth user (the server's --api-auth user:password).")
+    password: SecretStr | None = Field(None, description="Basic-auth password.")
+    timeout_seconds: float = Field(180.0, gt=0, le=3600, description="Limit per request (generation included).")
+    sampler: str = Field("DPM++ 2M", min_length=1, description="sampler_name sent with every request.")
+    steps: int = Field(25, ge=1, le=150, description="Sampling steps.")
+    cfg_scale: float = Field(7.0, ge=1, le=30, description="Classifier-free guidance scale.")
+    negative_prompt: str = Field(
+        "text, watermark, logo, people, blurry, lowres, distorted, oversaturated",
+        description="Negative prompt sent with every request.",
+    )
+    mask_blur: int = Field(8, ge=0, le=64, description="img2img: blur (pixels) of the kept product mask's edge.")
+
+
 class SceneSettings(Section):
     """Background scenes."""
 
@@ -147,6 +166,35 @@ class SceneSettings(Section):
     light_strength: float = Field(1.0, ge=0, le=2, description="Key light pool strength (0 = flat light).")
     texture_strength: float = Field(1.0, ge=0, le=2, description="Grain / vein contrast (0 = plain).")
     grain: float = Field(1.2, ge=0, le=8, description="Luminance grain (std, 0-255 levels) against banding.")
+    diffusion: ModelSpec = Field(
+        ModelSpec(model="black-forest-labs/FLUX.1-schnell"),
+        description="diffusers backend: a text-to-image pipeline folder (model_index.json; Flux, SDXL, SD 1.5/2.x) "
+        "or an HF repo id in the local cache.",
+    )
+    memory: DiffusionMemorySettings = Field(
+        DiffusionMemorySettings(), description="diffusers backend: memory options (offload, VAE tiling, slicing)."
+    )
+    steps: int | None = Field(None, ge=1, le=200, description="diffusers: denoising steps (None: the family's).")
+    guidance: float | None = Field(None, ge=0, le=30, description="diffusers: guidance scale (None: the family's).")
+    negative_prompt: str = Field(
+        "text, watermark, logo, people, hands, clutter, blurry, lowres, deformed",
+        description="diffusers: negative prompt, used by pipelines with classifier-free guidance (SD, SDXL).",
+    )
+    scheduler: str | None = Field(
+        None, description="diffusers: a scheduler class name (e.g. DPMSolverMultistepScheduler); None: the model's."
+    )
+    prompt_template: str = Field(
+        "{prompt}, an empty {surface} in the foreground with nothing on it, product photography, photorealistic, "
+        "soft natural light, high detail",
+        description="diffusers: the text sent; {prompt} is the scene prompt, {surface} the surface phrase.",
+    )
+    surface: str = Field(
+        "surface", min_length=1, description="diffusers: what the product will stand on ({surface} in the template)."
+    )
+    native_side: int = Field(
+        0, ge=0, le=4096, description="diffusers: generate at about this side squared pixels (0: the model's own)."
+    )
+    a1111: A1111Settings = A1111Settings()
 
 
 class AnalyzeSettings(Section):
@@ -252,6 +300,28 @@ class HarmonizeSettings(Section):
     max_change: float = Field(
         0.12, ge=0, le=1, description="Bound on the relative change of any ring pixel at strength 1."
     )
+    inpaint: ModelSpec = Field(
+        ModelSpec(model="diffusers/stable-diffusion-xl-1.0-inpainting-0.1"),
+        description="diffusers-inpaint: an SD/SDXL inpainting, Flux.1 Fill or Flux pipeline folder (model_index.json).",
+    )
+    memory: DiffusionMemorySettings = DiffusionMemorySettings()
+    prompt: str = Field(
+        "soft natural light falling on the surface around the object, realistic contact shadow and reflection, "
+        "photorealistic product photograph",
+        min_length=1,
+        description="diffusers-inpaint: prompt for the relit ring around the product.",
+    )
+    steps: int = Field(
+        12, ge=1, le=100, description="diffusers-inpaint: denoising steps run (the pipeline gets steps / strength)."
+    )
+    guidance: float | None = Field(
+        None, ge=0, le=100, description="diffusers-inpaint: guidance scale; None: SD/SDXL 7.5, Flux Fill 30, Flux 3.5."
+    )
+    seed: int = Field(0, ge=0, description="diffusers-inpaint: noise seed (the same seed gives the same image).")
+    work_side: int = Field(
+        0, ge=0, le=4096, description="diffusers-inpaint: long side of the processed crop; 0: SD 512, SDXL/Flux 1024."
+    )
+    a1111: A1111Settings = A1111Settings()
 
 
 class OutputSettings(Section):

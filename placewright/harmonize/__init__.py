@@ -76,6 +76,11 @@ def harmonize(
     return HarmonizeResult(image=out, record=record)
 
 
+# Backends register on import; the order is the preference order in auto mode.
+# isort: off
+from placewright.harmonize import diffusion as _diffusion  # noqa: E402,F401  (registers the backend; preferred)
+from placewright.harmonize import a1111 as _a1111  # noqa: E402,F401  (registers the backend)
 from placewright.harmonize import classical as _classical  # noqa: E402,F401  (registers the backend)
+# isort: on
 
 __all__ = ["HARMONIZERS", "HarmonizeResult", "harmonize"]

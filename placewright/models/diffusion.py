@@ -49,7 +49,7 @@ def _load(class_name: str, folder: Path, device: str, dtype: Any, memory: Diffus
     import diffusers
 
     pipeline_class = getattr(diffusers, class_name)
-    pipe = pipeline_class.from_pretrained(str(folder), torch_dtype=dtype, local_files_only=True)
+    pipe = pipeline_class.from_pretrained(str(folder), dtype=dtype, local_files_only=True)
     if getattr(pipe, "safety_checker", None) is not None and not memory.safety_checker:
         pipe.safety_checker = None
     if memory.cpu_offload and device == "cuda":

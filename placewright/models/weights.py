@@ -38,7 +38,8 @@ def find_weights_file(spec: ModelSpec, suffixes: tuple[str, ...] = (".pth", ".sa
 
 
 def find_pretrained(spec: ModelSpec) -> Path:
-    """A local folder with ``config.json`` for ``spec.model``: a path, or a repo id in the HF cache.
+    """A local model folder (``config.json``) or diffusers pipeline folder (``model_index.json``) for
+    ``spec.model``: a path, or a repo id in the HF cache.
 
     Honours ``HF_HOME``/``HF_HUB_CACHE`` (through huggingface_hub); never goes online.
 
@@ -47,7 +48,7 @@ def find_pretrained(spec: ModelSpec) -> Path:
     """
     candidates = _candidates(spec)
     for path in candidates:
-        if (path / "config.json").is_file():
+        if (path / "config.json").is_file() or (path / "model_index.json").is_file():  # a model / a pipeline
             return path.resolve()
     looked = [str(p) for p in candidates]
     if "/" in spec.model and not spec.model.startswith((".", "/", "~")):

@@ -104,7 +104,12 @@ def fit_background(image: np.ndarray, *, size: Size) -> SceneResult:
     return SceneResult(image=out, surface=None, record=record)
 
 
+# Backends register on import; the order is the preference order in auto mode.
+# isort: off
+from placewright.scene import diffusion as _diffusion  # noqa: E402,F401  (registers the backend)
+from placewright.scene import a1111 as _a1111  # noqa: E402,F401  (registers the backend)
 from placewright.scene import procedural as _procedural  # noqa: E402,F401  (registers the backend)
 from placewright.scene import provided as _provided  # noqa: E402
+# isort: on
 
 __all__ = ["SCENES", "SceneResult", "fit_background", "generate_scene"]

@@ -41,6 +41,9 @@ def test_find_pretrained_local_folder_and_missing_repo(tmp_path: Path, monkeypat
     (tmp_path / "tiny").mkdir()
     (tmp_path / "tiny" / "config.json").write_text("{}")
     assert find_pretrained(ModelSpec(model="tiny", models_dir=tmp_path)) == tmp_path / "tiny"
+    (tmp_path / "pipe").mkdir()
+    (tmp_path / "pipe" / "model_index.json").write_text("{}")  # a diffusers pipeline folder
+    assert find_pretrained(ModelSpec(model="pipe", models_dir=tmp_path)) == tmp_path / "pipe"
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     started = time.perf_counter()

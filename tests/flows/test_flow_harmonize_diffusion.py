@@ -1,0 +1,31 @@
+"""The place-product flow with the diffusers-inpaint harmonizer (tiny random-weight SD-inpaint pipeline)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+
+from flows.place_product import place_product
+from tests.tiny_diffusion import save_tiny_pipeline
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+def test_flow_records_diffusers_inpaint(example_product: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = save_tiny_pipeline("sd-inpaint", tmp_path / "sd-inpaint")
+    monkeypatch.setenv("PLACEWRIGHT_HARMONIZE__INPAINT__MODEL", str(folder))
+    monkeypatch.setenv("PLACEWRIGHT_HARMONIZE__INPAINT__DEVICE", "cpu")
+    monkeypatch.setenv("PLACEWRIGHT_HARMONIZE__STEPS", "1")
+    monkeypatch.setenv("PLACEWRIGHT_HARMONIZE__WORK_SIDE", "64")
+    manifest = place_product(
+        str(example_product), prompts=["marble counter"], size="256x192", format="png", out=str(tmp_path / "out")
+    )
+    (variant,) = manifest["variants"]
+    stage = variant["stages"]["harmonize"]
+    assert stage["backend"] == "diffusers-inpaint"
+    assert stage["fallback_from"] is None and stage["error"] is None
+    assert variant["product_fidelity"] == 0  # PNG: the product's pixels exactly as composited

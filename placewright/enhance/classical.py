@@ -56,7 +56,7 @@ def _blur_reduced(image: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def _bleed_colour(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+def bleed_colour(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Replace the colour of (nearly) transparent pixels by nearby opaque colours.
 
     Args:
@@ -142,7 +142,7 @@ class LanczosEnhancer:
         rgb = image[..., :3].astype(np.float32)
         alpha = image[..., 3] if image.shape[2] == 4 else None
         if alpha is not None:
-            rgb = _bleed_colour(rgb, alpha)
+            rgb = bleed_colour(rgb, alpha)
         up = cv2.resize(rgb, (new_w, new_h), interpolation=cv2.INTER_LANCZOS4)
         # Lanczos rings a little at hard edges; bound it by the input's own range first.
         np.clip(up, 0.0, 255.0, out=up)

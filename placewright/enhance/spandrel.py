@@ -148,7 +148,7 @@ class SpandrelEnhancer:
         """Upscale ``image`` ((H, W, 3|4) uint8); returns the new image and the scale used."""
         import torch
 
-        from placewright.enhance.classical import _bleed_colour, output_size  # here: keeps registration order
+        from placewright.enhance.classical import bleed_colour, output_size  # here: keeps registration order
 
         height, width = image.shape[:2]
         new_w, new_h, scale = output_size(width, height, self.options)
@@ -158,7 +158,7 @@ class SpandrelEnhancer:
         alpha = image[..., 3] if image.shape[2] == 4 else None
         rgb = image[..., :3].astype(np.float32)
         if alpha is not None:  # transparent pixels take nearby colours, not black, into the model
-            rgb = np.clip(_bleed_colour(rgb, alpha), 0.0, 255.0)
+            rgb = np.clip(bleed_colour(rgb, alpha), 0.0, 255.0)
         rgb *= 1.0 / 255.0
         try:
             up = upscale(model, rgb, self.options.tile_size, self.options.tile_overlap)

@@ -28,6 +28,9 @@ import numpy as np
 from placewright.cutout.refine import clean_mask, refine_alpha
 from placewright.settings import CutoutSettings
 
+# Any fixed value: what matters is that every call starts from the same RNG state.
+GRABCUT_RNG_SEED = 0
+
 # Width of the border strip the backdrop is modelled from, as a share of the short side.
 BORDER_FRACTION = 0.03
 # Robust backdrop fit: refits after dropping border pixels (a product touching the edge)
@@ -236,6 +239,9 @@ class GrabCutCutter:
         if has_bg and has_fg:
             bgd_model = np.zeros((1, 65), np.float64)
             fgd_model = np.zeros((1, 65), np.float64)
+            # GrabCut seeds its colour models with k-means on OpenCV's RNG, whose state carries over
+            # between calls: seed it (it is per thread) so the same photo always gives the same cut-out.
+            cv2.setRNGSeed(GRABCUT_RNG_SEED)
             cv2.grabCut(gc_img, gc_lab, None, bgd_model, fgd_model, opts.iterations, cv2.GC_INIT_WITH_MASK)
         fg_small = np.isin(gc_lab, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.float32)
         if shrink < 1.0:

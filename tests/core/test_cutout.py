@@ -272,3 +272,12 @@ def test_unmix_colors_recovers_foreground() -> None:
     alpha = np.linspace(0.25, 1.0, 16, dtype=np.float32).reshape(4, 4)
     observed = alpha[..., None] * fg + (1.0 - alpha[..., None]) * bg
     np.testing.assert_allclose(unmix_colors(observed, alpha, fg, bg), fg, atol=1e-3)
+
+
+def test_same_photo_same_cutout_every_time() -> None:
+    """GrabCut's k-means draws from OpenCV's RNG: repeated calls must not drift."""
+    rgb, _ = make_product_photo("bottle", backdrop="gradient", shadow=True, seed=3)
+    first = cut_out(rgb, options=CutoutSettings())
+    for _ in range(4):
+        again = cut_out(rgb, options=CutoutSettings())
+        assert again.box == first.box and np.array_equal(again.rgba, first.rgba)

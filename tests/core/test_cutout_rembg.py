@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from placewright.cutout import CUTTERS, cut_out
 from placewright.cutout.from_mask import finish_mask
@@ -16,10 +17,6 @@ from placewright.errors import StageFailed
 from placewright.models import MODELS
 from placewright.settings import CutoutSettings, ModelSpec
 from tests.synth import iou, render_product_photo
-
-pytest.importorskip("rembg")
-pytest.importorskip("onnx")
-torch = pytest.importorskip("torch")
 
 # Red minus green (after rembg's ImageNet normalization) above this is "product".
 RED_LEVEL = 0.85

@@ -6,15 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from placewright.cutout import cut_out
 from placewright.cutout.sam import SamCutter, pick_mask, prompt_box
 from placewright.models import MODELS
 from placewright.settings import CutoutSettings, ModelSpec
 from tests.synth import render_product_photo
-
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
 
 # A seed whose random tiny SAM gives a non-empty mask on the test photos (checked).
 TINY_SAM_SEED = 1

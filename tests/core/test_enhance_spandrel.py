@@ -14,14 +14,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from placewright.enhance import enhance
 from placewright.enhance.spandrel import SpandrelEnhancer, load_upscaler
 from placewright.models import MODELS
 from placewright.settings import EnhanceSettings, ModelSpec
-
-torch = pytest.importorskip("torch")
-pytest.importorskip("spandrel")
 
 
 def _basicsr_names(state: dict, num_blocks: int) -> dict:

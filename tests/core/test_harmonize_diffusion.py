@@ -9,9 +9,6 @@ import cv2
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("diffusers")
-
 import placewright.harmonize.diffusion as hd
 import placewright.models.diffusion as md
 from placewright.errors import TransientBackendError

@@ -8,9 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("transformers")
-
 from placewright.locate import LOCATORS, locate
 from placewright.locate.grounding_dino import (
     NAME,

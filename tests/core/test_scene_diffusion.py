@@ -9,9 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("diffusers")
-
 from placewright.errors import TransientBackendError
 from placewright.models import MODELS
 from placewright.scene import generate_scene

@@ -9,14 +9,9 @@ import pytest
 from PIL import Image
 
 from flows.place_product import place_product
-from tests.synth import render_product_photo
-
-pytest.importorskip("rembg")
-pytest.importorskip("onnx")
-pytest.importorskip("transformers")
-
 from tests.core.test_cutout_rembg import export_red_detector
 from tests.core.test_cutout_sam import save_tiny_sam
+from tests.synth import render_product_photo
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

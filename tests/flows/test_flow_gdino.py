@@ -8,9 +8,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip("torch")
-pytest.importorskip("transformers")
-
 from flows.place_product import place_product
 from tests.core.test_locate_gdino import build_tiny_gdino
 

@@ -1,4 +1,4 @@
-"""The place-product flow with the diffusers-inpaint harmonizer (tiny random-weight SD-inpaint pipeline)."""
+"""The place-product flow with the diffusers-inpaint harmonizer (tiny random-weight SD-inpaint and Flux Fill)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,17 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("diffusers")
-
 from flows.place_product import place_product
 from tests.tiny_diffusion import save_tiny_pipeline
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
 
-def test_flow_records_diffusers_inpaint(example_product: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    folder = save_tiny_pipeline("sd-inpaint", tmp_path / "sd-inpaint")
+@pytest.mark.parametrize("kind", ["sd-inpaint", "flux-fill"])
+def test_flow_records_diffusers_inpaint(
+    kind: str, example_product: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = save_tiny_pipeline(kind, tmp_path / kind)
     monkeypatch.setenv("PLACEWRIGHT_HARMONIZE__INPAINT__MODEL", str(folder))
     monkeypatch.setenv("PLACEWRIGHT_HARMONIZE__INPAINT__DEVICE", "cpu")
     monkeypatch.setenv("PLACEWRIGHT_HARMONIZE__STEPS", "1")

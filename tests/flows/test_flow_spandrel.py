@@ -7,9 +7,6 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-pytest.importorskip("torch")
-pytest.importorskip("spandrel")
-
 from flows.place_product import place_product
 from tests.core.test_enhance_spandrel import write_checkpoint
 

@@ -49,7 +49,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import json
 import statistics
 import sys
 import tempfile
@@ -64,6 +63,9 @@ import torch
 from PIL import Image
 from rich.console import Console
 from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.tiny_diffusion import clip_tokenizer, t5_tokenizer
 
 console = Console(width=150)
 GIB = 1024**3
@@ -248,41 +250,6 @@ def built_on(device: torch.device, dtype: torch.dtype) -> Iterator[None]:
         torch.set_default_dtype(previous)
 
 
-def _byte_symbols() -> list[str]:
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    symbols, extra = [chr(b) for b in printable], 0
-    for byte in range(256):
-        if byte not in printable:
-            symbols.append(chr(256 + extra))
-            extra += 1
-    return symbols
-
-
-def clip_tokenizer(folder: Path):
-    """Byte-level CLIP BPE with a 516-token vocabulary (ids in range of the 49408-row embedding); end id highest,
-    so the CLIP pooling (argmax of ids, ``eos_token_id=2`` legacy config) lands on the end token as it does for real."""
-    from transformers import CLIPTokenizer
-
-    symbols = _byte_symbols()
-    vocab = {s: i for i, s in enumerate(symbols)}
-    vocab.update({s + "</w>": len(symbols) + i for i, s in enumerate(symbols)})
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
-    return CLIPTokenizer.from_pretrained(str(folder), model_max_length=77, local_files_only=True)
-
-
-def t5_tokenizer():
-    """An in-memory T5 Unigram over letters and digits; the pipelines pad to max_sequence_length (256/512)."""
-    from transformers import T5TokenizerFast
-
-    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
-    for i, c in enumerate("abcdefghijklmnopqrstuvwxyz0123456789.,"):
-        pieces += [(c, -3.0 - i * 0.01), ("▁" + c, -3.5 - i * 0.01)]
-    return T5TokenizerFast(vocab=pieces, extra_ids=0, model_max_length=512)
-
-
 def _ready(module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
     if any(p.dtype != dtype for p in module.parameters()):  # built in dtype already; cast only if a model did not
         module.to(dtype=dtype)
@@ -302,7 +269,7 @@ def build_flux_shared(cfg: dict, device: torch.device, dtype: torch.dtype, skip_
             text_encoder=_ready(CLIPTextModel(CLIPTextConfig(**cfg["clip_l"])), dtype),
             tokenizer=clip_tokenizer(folder),
             text_encoder_2=None if skip_t5 else _ready(T5EncoderModel(T5Config(**cfg["t5"])), dtype),
-            tokenizer_2=None if skip_t5 else t5_tokenizer(),
+            tokenizer_2=None if skip_t5 else t5_tokenizer(max_len=512),
         )
     return parts
 

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import numpy as np
@@ -22,6 +19,7 @@ from placewright.scene import generate_scene
 from placewright.scene.a1111 import A1111Scene
 from placewright.settings import A1111Settings, HarmonizeSettings, SceneSettings
 from placewright.types import Size
+from tests.fake_http import FakeJsonServer
 
 # What the fake server adds to every channel of an img2img init image ("relit").
 RELIGHT = 40
@@ -45,7 +43,7 @@ def scene_image(width: int, height: int) -> np.ndarray:
     return image
 
 
-class FakeA1111:
+class FakeA1111(FakeJsonServer):
     """A tiny AUTOMATIC1111 API on 127.0.0.1: POST /sdapi/v1/txt2img and /sdapi/v1/img2img.
 
     ``status``: 200 answers with one base64 PNG (txt2img: a wall-and-table scene of the requested
@@ -56,34 +54,10 @@ class FakeA1111:
 
     def __init__(self, status: int | str = 200, *, round_to: int = 1, delay: float = 0.0) -> None:
         self.status, self.round_to, self.delay = status, round_to, delay
-        self.requests: list[dict[str, Any]] = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                fake.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-                time.sleep(fake.delay)
-                status, payload = fake.answer(self.path, body)
-                data = json.dumps(payload).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except OSError:  # the client gave up (timeout test)
-                    pass
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        super().__init__()
 
     def answer(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        time.sleep(self.delay)
         if self.status == "garbage":
             return 200, {"images": ["this is not a png"], "parameters": {}, "info": ""}
         if self.status != 200:
@@ -97,15 +71,6 @@ class FakeA1111:
         else:
             return 404, {"detail": "Not Found"}
         return 200, {"images": [png_b64(image)], "parameters": {}, "info": "{}"}
-
-    def __enter__(self) -> FakeA1111:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
 
 
 def closed_port_url() -> str:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import numpy as np
@@ -18,6 +16,7 @@ from placewright.analyze import ANALYZERS, analyze
 from placewright.analyze.llm import OpenAIVisionAnalyzer
 from placewright.errors import TransientBackendError
 from placewright.settings import AnalyzeSettings
+from tests.fake_http import FakeJsonServer
 
 GOOD_ANSWER = {
     "name": "green olive oil bottle",
@@ -30,7 +29,7 @@ GOOD_ANSWER = {
 }
 
 
-class FakeOpenAI:
+class FakeOpenAI(FakeJsonServer):
     """A tiny OpenAI-compatible server on 127.0.0.1 answering POST /v1/chat/completions.
 
     ``replies`` is a queue of ``(status, content, delay_s)``: status 200 sends ``content`` as
@@ -40,59 +39,22 @@ class FakeOpenAI:
 
     def __init__(self, replies: list[tuple[int, str, float]]) -> None:
         self.replies = list(replies)
-        self.requests: list[dict[str, Any]] = []
-        self.seconds: list[float] = []
-        fake = self
+        super().__init__(url_path="/v1")
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                started = time.perf_counter()
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                fake.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-                status, content, delay = fake.replies.pop(0) if len(fake.replies) > 1 else fake.replies[0]
-                time.sleep(delay)
-                if self.path != "/v1/chat/completions":
-                    status, content = 404, "no such path"
-                payload = (
-                    {
-                        "id": "chatcmpl-test",
-                        "object": "chat.completion",
-                        "created": 0,
-                        "model": body.get("model"),
-                        "choices": [
-                            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
-                        ],
-                    }
-                    if status == 200
-                    else {"error": {"message": content, "type": "server_error"}}
-                )
-                data = json.dumps(payload).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except OSError:  # the client gave up (timeout test)
-                    pass
-                fake.seconds.append(time.perf_counter() - started)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self) -> FakeOpenAI:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+    def answer(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        status, content, delay = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
+        time.sleep(delay)
+        if path != "/v1/chat/completions":
+            status, content = 404, "no such path"
+        if status != 200:
+            return status, {"error": {"message": content, "type": "server_error"}}
+        return status, {
+            "id": "chatcmpl-test",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body.get("model"),
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+        }
 
 
 def good(answer: dict[str, Any] | None = None) -> tuple[int, str, float]:

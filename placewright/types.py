@@ -86,18 +86,6 @@ class Surface:
     confidence: float = 1.0
 
 
-def as_rgb(image: np.ndarray) -> np.ndarray:
-    """Drop the alpha channel if there is one (no compositing: callers that need it do it)."""
-    return image[..., :3] if image.ndim == 3 and image.shape[2] == 4 else image
-
-
-def split_alpha(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Split an RGBA array into (RGB, alpha); an RGB array gets an opaque alpha."""
-    if image.ndim == 3 and image.shape[2] == 4:
-        return image[..., :3], image[..., 3]
-    return image, np.full(image.shape[:2], 255, dtype=np.uint8)
-
-
 def check_image(
     image: object, *, stage: str, what: str = "image", channels: tuple[int, ...] = (3, 4), min_side: int = 1
 ) -> None:

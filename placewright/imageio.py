@@ -8,12 +8,14 @@ orientation, converts every Pillow mode to 8-bit RGB or RGBA, and raises
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -164,8 +166,12 @@ def to_rgb_or_rgba(image: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def encode_image(pixels: np.ndarray, fmt: OutputFormat, *, quality: int = 90) -> bytes:
-    """Encode an RGB(A) uint8 array as WebP, JPEG (progressive) or PNG bytes.
+def encode_image(pixels: np.ndarray, fmt: OutputFormat, *, quality: int = 90, srgb_profile: bool = False) -> bytes:
+    """Encode an RGB(A) uint8 array as WebP, JPEG (progressive, optimized) or PNG bytes.
+
+    ``srgb_profile`` embeds a small sRGB ICC profile (588 bytes), which tells colour-managed browsers
+    and ad tools the pixels are sRGB; pixel values are unchanged. The bytes are deterministic: the
+    same pixels and options give the same file.
 
     JPEG has no alpha: an RGBA input is refused rather than silently flattened.
     """
@@ -175,10 +181,39 @@ def encode_image(pixels: np.ndarray, fmt: OutputFormat, *, quality: int = 90) ->
         raise ValueError("JPEG cannot hold an alpha channel: flatten the image first")
     image = Image.fromarray(pixels)
     buffer = io.BytesIO()
+    extra = {"icc_profile": srgb_icc_profile()} if srgb_profile else {}
     if fmt == "webp":
-        image.save(buffer, "WEBP", quality=quality, method=4)
+        image.save(buffer, "WEBP", quality=quality, method=4, **extra)
     elif fmt == "jpeg":
-        image.save(buffer, "JPEG", quality=quality, optimize=True, progressive=True, subsampling="4:2:0")
+        image.save(buffer, "JPEG", quality=quality, optimize=True, progressive=True, subsampling="4:2:0", **extra)
     else:
-        image.save(buffer, "PNG", compress_level=6)
+        image.save(buffer, "PNG", compress_level=6, **extra)
     return buffer.getvalue()
+
+
+@functools.lru_cache(maxsize=1)
+def srgb_icc_profile() -> bytes:
+    """Little CMS's built-in sRGB profile, serialized."""
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def downscale(pixels: np.ndarray, long_side: int) -> np.ndarray:
+    """A copy whose long side is at most ``long_side`` (area-averaged; alpha premultiplied so edges stay clean).
+
+    Returns the input unchanged when it is already small enough.
+    """
+    height, width = pixels.shape[:2]
+    scale = long_side / max(height, width)
+    if scale >= 1:
+        return pixels
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if pixels.ndim == 3 and pixels.shape[2] == 4:
+        alpha = pixels[..., 3:4].astype(np.float32) / 255
+        premultiplied = np.concatenate([pixels[..., :3] * alpha, alpha * 255], axis=2)
+        small = cv2.resize(premultiplied, size, interpolation=cv2.INTER_AREA)
+        a = small[..., 3:4] / 255
+        rgb = np.where(a > 0, small[..., :3] / np.maximum(a, 1e-6), 0)
+        return np.clip(np.concatenate([rgb, small[..., 3:4]], axis=2) + 0.5, 0, 255).astype(np.uint8)
+    return cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)

@@ -6,6 +6,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from placewright.backends import StageRecord
 
+# Fields that hold URLs (presigned ones change at every signing) and their expiry.
+URL_FIELDS = frozenset({"url", "preview_url", "cutout_url", "urls_expire_at"})
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -51,7 +54,11 @@ class VariantEntry(_Model):
     background: str | None
     seed: int
     image: str = Field(description="Path of the final image, relative to the run folder.")
-    url: str
+    url: str = Field(description="Where to fetch the image: presigned, public (CDN) or file:// URL.")
+    preview: str | None = Field(None, description="Path of the smaller preview, relative to the run folder.")
+    preview_url: str | None = None
+    bytes: int = Field(description="Size of the published image file.")
+    sha256: str = Field(description="sha256 of the published image file's bytes.")
     width: int
     height: int
     product_box: list[int] = Field(description="[x0, y0, x1, y1] of the placed product, output pixels.")
@@ -70,5 +77,7 @@ class Manifest(_Model):
     created_at: str
     placewright_version: str
     format: str
+    location: str = Field(description="The run folder: a local path or a storage URL (s3://bucket/prefix/run).")
+    urls_expire_at: str | None = Field(None, description="When presigned URLs stop working (None: they do not).")
     product: ProductEntry
     variants: list[VariantEntry]

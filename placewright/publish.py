@@ -1,39 +1,47 @@
-"""Writing a finished run: final images, the RGBA cut-out and ``manifest.json``.
+"""Publishing a finished run: web-ready images, previews, the RGBA cut-out and ``manifest.json``.
 
-A run folder is complete or absent: everything is written into a hidden partial folder
-beside it, the manifest last, and the folder is renamed into place in one step. On any
-error the partial folder is removed and nothing is left behind.
+A run lives under ``<location>/<run_path>/`` (``run_path`` is ``<run_id>`` or ``<campaign>/<run_id>``).
+Objects are written images first, manifest last, each atomically, so a manifest never names a
+missing object: a run is complete exactly when its ``manifest.json`` exists. Publishing is
+idempotent: an object that already holds the same bytes is not written again, so publishing the
+same run twice (a retried task, a retried flow run) writes nothing new. When the last attempt
+fails and the run has no manifest, its objects are removed (best effort: an unreachable store
+keeps them, still without a manifest).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import logging
 import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import cv2
-import fsspec
 import numpy as np
 from PIL import Image
 
 from placewright import __version__
 from placewright.backends import StageRecord
-from placewright.imageio import encode_image
-from placewright.manifest import AnalysisEntry, Manifest, ProductEntry, StageEntry, VariantEntry
+from placewright.imageio import CONTENT_TYPES, downscale, encode_image
+from placewright.manifest import URL_FIELDS, AnalysisEntry, Manifest, ProductEntry, StageEntry, VariantEntry
 from placewright.settings import OutputSettings
+from placewright.storage import Location, StoredObject
 from placewright.types import Box
+
+logger = logging.getLogger(__name__)
 
 CUTOUT_PATH = "product/cutout.png"
 MANIFEST_NAME = "manifest.json"
 _SLUG_CHARS = 40
 # Product pixels this close to the alpha edge are blended by design; fidelity is measured inside.
 FIDELITY_ERODE_PX = 2
-# Pillow releases the GIL while encoding, so variants encode in parallel.
-ENCODE_THREADS = 4
+# Pillow releases the GIL while encoding and uploads wait on the network: both run in parallel.
+PUBLISH_THREADS = 8
 
 
 @dataclass(frozen=True)
@@ -89,79 +97,181 @@ def slugify(text: str) -> str:
     return slug[:_SLUG_CHARS].rstrip("-") or "scene"
 
 
-def variant_filename(variant: VariantOutput, fmt: str) -> str:
+def variant_filename(variant: VariantOutput, fmt: str, *, preview: bool = False) -> str:
     label = variant.prompt if variant.prompt is not None else (variant.background or "background")
     if variant.prompt is None:
         label = label.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     ext = "jpg" if fmt == "jpeg" else fmt
-    return f"variant-{variant.index:02d}-{slugify(label)}.{ext}"
+    return f"variant-{variant.index:02d}-{slugify(label)}{'.preview' if preview else ''}.{ext}"
+
+
+@dataclass(frozen=True)
+class PublishedRun:
+    """What publishing did: the manifest (as stored), where it is, and which objects it wrote."""
+
+    manifest: Manifest
+    run_uri: str
+    manifest_url: str
+    written: list[str]
+    unchanged: list[str]
 
 
 def publish_run(
     *,
-    out_dir: str,
+    location: Location,
+    run_path: str,
     run_id: str,
+    created_at: str,
     product: ProductOutput,
     variants: list[VariantOutput],
     output: OutputSettings,
-) -> Manifest:
-    """Write the run folder ``<out_dir>/<run_id>/`` atomically and return its manifest.
+    clean_on_failure: bool = True,
+) -> PublishedRun:
+    """Publish a run under ``<location>/<run_path>/``: images first, manifest last; see the module doc.
 
-    Raises:
-        FileExistsError: when that run folder already exists.
+    Args:
+        location: where runs are published.
+        run_path: the run's folder under the location, e.g. ``20261122T041502Z-3f9a1c``.
+        run_id: the run's id, recorded in the manifest.
+        created_at: ISO time the run started (part of the manifest, so republishing is byte-identical).
+        product: the cut-out and analysis.
+        variants: the finished variants.
+        output: formats, qualities and preview size.
+        clean_on_failure: when publishing fails and the run has no manifest, remove its objects,
+            including those of earlier attempts (False when a retry follows).
     """
-    fs, root = fsspec.core.url_to_fs(out_dir)
-    root = root.rstrip("/")
-    final_dir = f"{root}/{run_id}"
-    if fs.exists(final_dir):
-        raise FileExistsError(f"run folder already exists: {final_dir}")
-    partial_dir = f"{root}/.{run_id}.partial-{uuid.uuid4().hex[:8]}"
-    url_of = _url_maker(fs, final_dir)
-    try:
-        fs.makedirs(f"{partial_dir}/product", exist_ok=True)
-        fs.pipe_file(f"{partial_dir}/{CUTOUT_PATH}", encode_image(product.cutout, "png"))
-        ordered = sorted(variants, key=lambda v: v.index)
-        with ThreadPoolExecutor(max_workers=ENCODE_THREADS) as pool:
-            encoded = list(pool.map(lambda v: encode_image(v.image, output.format, quality=output.quality), ordered))
-        entries = []
-        for variant, data in zip(ordered, encoded, strict=True):
-            name = variant_filename(variant, output.format)
-            fs.pipe_file(f"{partial_dir}/{name}", data)
-            fidelity = (
-                product_fidelity(variant.composite, data, variant.product_alpha)
-                if variant.composite is not None and variant.product_alpha is not None
-                else None
+    keyed = lambda name: f"{run_path}/{name}"  # noqa: E731
+    ordered = sorted(variants, key=lambda v: v.index)
+    fmt = output.format
+    with ThreadPoolExecutor(max_workers=PUBLISH_THREADS) as pool:
+        fulls = list(pool.map(lambda v: _encode(v.image, fmt, output.quality, output), ordered))
+        previews = list(pool.map(lambda v: _preview(v.image, output), ordered))
+    cutout_png = encode_image(product.cutout, "png", srgb_profile=output.srgb_profile)
+
+    images = [StoredObject(keyed(CUTOUT_PATH), cutout_png, CONTENT_TYPES["png"], location.settings.image_cache_control)]
+    entries = []
+    for variant, data, preview in zip(ordered, fulls, previews, strict=True):
+        name = variant_filename(variant, fmt)
+        images.append(StoredObject(keyed(name), data, CONTENT_TYPES[fmt], location.settings.image_cache_control))
+        preview_name = None
+        if preview is not None:
+            preview_name = variant_filename(variant, fmt, preview=True)
+            images.append(
+                StoredObject(keyed(preview_name), preview, CONTENT_TYPES[fmt], location.settings.image_cache_control)
             )
-            entries.append(_variant_entry(variant, name, url_of(name), product.stages, fidelity))
-        manifest = Manifest(
-            run_id=run_id,
-            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            placewright_version=__version__,
-            format=output.format,
-            product=ProductEntry(
-                source=product.source,
-                sha256=product.sha256,
-                cutout=CUTOUT_PATH,
-                cutout_url=url_of(CUTOUT_PATH),
-                analysis=AnalysisEntry(**product.analysis),
-            ),
-            variants=entries,
+        fidelity = (
+            product_fidelity(variant.composite, data, variant.product_alpha)
+            if variant.composite is not None and variant.product_alpha is not None
+            else None
         )
-        fs.pipe_file(f"{partial_dir}/{MANIFEST_NAME}", manifest_json(manifest).encode())
-        fs.mv(partial_dir, final_dir, recursive=True)
+        entries.append(_variant_entry(variant, name, preview_name, data, location, keyed, product.stages, fidelity))
+    expires = None
+    if location.url_mode == "presigned":
+        lifetime = timedelta(seconds=location.settings.presign_expiry_s)
+        expires = (datetime.now(UTC) + lifetime).isoformat(timespec="seconds")
+    manifest = Manifest(
+        run_id=run_id,
+        created_at=created_at,
+        placewright_version=__version__,
+        format=fmt,
+        location=location.uri(run_path),
+        urls_expire_at=expires,
+        product=ProductEntry(
+            source=product.source,
+            sha256=product.sha256,
+            cutout=CUTOUT_PATH,
+            cutout_url=location.url_for(keyed(CUTOUT_PATH)),
+            analysis=AnalysisEntry(**product.analysis),
+        ),
+        variants=entries,
+    )
+
+    written: list[str] = []
+    unchanged: list[str] = []
+    try:
+        with ThreadPoolExecutor(max_workers=PUBLISH_THREADS) as pool:
+            for item, did_write in zip(images, pool.map(location.write, images), strict=True):
+                (written if did_write else unchanged).append(item.key)
+        manifest_key = keyed(MANIFEST_NAME)
+        stored = _stored_manifest(location, manifest_key)
+        if stored is not None and _without_urls(stored) == _without_urls(manifest.model_dump(mode="json")):
+            manifest = Manifest.model_validate(stored)  # the same run: keep the manifest (and URLs) it has
+            unchanged.append(manifest_key)
+        else:
+            manifest_object = StoredObject(
+                manifest_key,
+                manifest_json(manifest).encode(),
+                "application/json",
+                location.settings.manifest_cache_control,
+            )
+            location.write(manifest_object)
+            written.append(manifest_key)
     except BaseException:
-        if fs.exists(partial_dir):
-            fs.rm(partial_dir, recursive=True)
+        if clean_on_failure and location.read_quietly(keyed(MANIFEST_NAME)) is None:
+            # No manifest: the run's objects (from this attempt and earlier ones) are unreachable litter.
+            _remove_quietly(location, [item.key for item in images], run_path)
         raise
-    return manifest
+    return PublishedRun(
+        manifest=manifest,
+        run_uri=location.uri(run_path),
+        manifest_url=location.url_for(keyed(MANIFEST_NAME)),
+        written=written,
+        unchanged=unchanged,
+    )
 
 
 def manifest_json(manifest: Manifest) -> str:
     return json.dumps(manifest.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
 
 
+def _encode(pixels: np.ndarray, fmt: str, quality: int, output: OutputSettings) -> bytes:
+    return encode_image(pixels, fmt, quality=quality, srgb_profile=output.srgb_profile)  # type: ignore[arg-type]
+
+
+def _preview(pixels: np.ndarray, output: OutputSettings) -> bytes | None:
+    if output.preview_side == 0 or max(pixels.shape[:2]) <= output.preview_side:
+        return None
+    return _encode(downscale(pixels, output.preview_side), output.format, output.preview_quality, output)
+
+
+def _stored_manifest(location: Location, key: str) -> dict | None:
+    data = location.read(key)
+    if data is None:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None  # a damaged manifest is replaced
+
+
+def _without_urls(value: object) -> object:
+    """The manifest without its URLs and their expiry: presigned URLs differ at every signing."""
+    if isinstance(value, dict):
+        return {k: _without_urls(v) for k, v in value.items() if k not in URL_FIELDS}
+    if isinstance(value, list):
+        return [_without_urls(v) for v in value]
+    return value
+
+
+def _remove_quietly(location: Location, keys: list[str], run_path: str) -> None:
+    for key in keys:
+        try:
+            location.remove(key)
+        except Exception as exc:  # the store may be what failed; the manifest was not written either way
+            logger.warning("could not remove %s after a failed publish: %s", location.uri(key), exc)
+            return
+    location.remove_empty_folders(run_path)
+
+
 def _variant_entry(
-    variant: VariantOutput, name: str, url: str, product_stages: dict[str, StageRecord], fidelity: int | None
+    variant: VariantOutput,
+    name: str,
+    preview: str | None,
+    data: bytes,
+    location: Location,
+    keyed,
+    product_stages: dict[str, StageRecord],
+    fidelity: int | None,
 ) -> VariantEntry:
     height, width = variant.image.shape[:2]
     stages = {**product_stages, **variant.stages}
@@ -171,7 +281,11 @@ def _variant_entry(
         background=variant.background,
         seed=variant.seed,
         image=name,
-        url=url,
+        url=location.url_for(keyed(name)),
+        preview=preview,
+        preview_url=location.url_for(keyed(preview)) if preview else None,
+        bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
         width=int(width),
         height=int(height),
         product_box=variant.product_box.as_list(),
@@ -180,13 +294,3 @@ def _variant_entry(
         product_fidelity=fidelity,
         stages={stage: StageEntry.of(record) for stage, record in stages.items()},
     )
-
-
-def _url_maker(fs: fsspec.AbstractFileSystem, final_dir: str):
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    if protocol in ("file", "local"):
-        from pathlib import Path
-
-        base = Path(final_dir).resolve().as_uri()
-        return lambda name: f"{base}/{name}"
-    return lambda name: f"{protocol}://{final_dir}/{name}"

@@ -15,6 +15,7 @@ from typing import cast
 from placewright.errors import InvalidInput
 from placewright.imageio import load_image
 from placewright.settings import OutputFormat, Settings
+from placewright.storage import open_location
 from placewright.types import Size
 
 MAX_PROMPT_CHARS = 2000
@@ -96,6 +97,8 @@ def build_request(
 
     out_dir = out or settings.out_dir
     _check_out_dir(out_dir)
+    location = open_location(out_dir, settings.storage)
+    location.check_urls()
     product_image = load_image(product, limits=settings.limits, what="product image")
     background_inputs = [
         ImageInput(str(Path(b)), load_image(b, limits=settings.limits, what="background image").sha256)
@@ -107,6 +110,7 @@ def build_request(
     ]
     if not variants:
         variants = [Variant(0, base_seed, prompt=settings.scene.default_prompt)]
+    location.check_reachable()  # last: it may take a network round trip
     return RunRequest(
         product=ImageInput(str(Path(product)), product_image.sha256),
         prompts=prompts,

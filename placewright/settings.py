@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -328,8 +328,13 @@ class OutputSettings(Section):
     """Final images."""
 
     format: OutputFormat = "webp"
-    quality: int = Field(90, ge=1, le=100, description="WebP/JPEG quality.")
+    quality: int = Field(90, ge=1, le=100, description="WebP/JPEG quality of the full-size images.")
     size: str = Field("1024x1024", description="Default output size, WIDTHxHEIGHT.")
+    preview_side: int = Field(
+        512, ge=0, le=2048, description="Long side of the preview published next to each image; 0: no preview."
+    )
+    preview_quality: int = Field(80, ge=1, le=100, description="WebP/JPEG quality of the previews.")
+    srgb_profile: bool = Field(True, description="Embed an sRGB ICC profile so browsers show the colours as made.")
 
     @field_validator("size")
     @classmethod
@@ -337,6 +342,55 @@ class OutputSettings(Section):
         from placewright.types import Size
 
         return str(Size.parse(value))
+
+
+class StorageSettings(Section):
+    """Object storage: where published runs, intermediates and Prefect results live, and their URLs.
+
+    ``s3://`` locations use the standard AWS environment (AWS_ACCESS_KEY_ID, AWS_PROFILE,
+    AWS_ENDPOINT_URL, ~/.aws) unless ``endpoint_url``/``profile`` say otherwise.
+    """
+
+    endpoint_url: str | None = Field(
+        None, description="S3-compatible endpoint (MinIO, R2, Ceph...); None: AWS_ENDPOINT_URL or AWS itself."
+    )
+    profile: str | None = Field(None, description="AWS profile for s3:// locations; None: AWS_PROFILE / default.")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Extra fsspec storage options for every location (e.g. gcsfs project)."
+    )
+    urls: Literal["auto", "presigned", "public", "plain"] = Field(
+        "auto",
+        description="URLs in the manifest. auto: public if public_base_url is set, else presigned on object "
+        "stores, else file:// URLs. plain: the storage URL (s3://...).",
+    )
+    public_base_url: str | None = Field(
+        None, description="Bucket website or CDN URL that serves the --out location's root (public URLs)."
+    )
+    presign_expiry_s: int = Field(
+        7 * 24 * 3600, ge=1, le=7 * 24 * 3600, description="Lifetime of presigned URLs (S3 allows at most 7 days)."
+    )
+    image_cache_control: str = Field(
+        "public, max-age=31536000, immutable",
+        description="Cache-Control of published images (a run's objects never change once written).",
+    )
+    manifest_cache_control: str = Field("no-cache", description="Cache-Control of manifest.json.")
+    intermediates: str | None = Field(
+        None,
+        description="Where intermediate images go (path or fsspec URL). None: <cache_dir>/blobs for a local "
+        "--out, <out>/.placewright/blobs for a remote one, so every worker that can reach it finds them.",
+    )
+    results: str | None = Field(
+        None,
+        description="Prefect result storage of cached stages (path or fsspec URL). None: Prefect's local storage "
+        "for a local --out, <out>/.placewright/results for a remote one, so a retry on any machine reuses them.",
+    )
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _http_base(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"public_base_url must be an http(s) URL, got {value!r}")
+        return value
 
 
 class RetrySettings(Section):
@@ -382,6 +436,7 @@ class Settings(BaseSettings):
     composite: CompositeSettings = CompositeSettings()
     harmonize: HarmonizeSettings = HarmonizeSettings()
     output: OutputSettings = OutputSettings()
+    storage: StorageSettings = StorageSettings()
     retry: RetrySettings = RetrySettings()
 
     @model_validator(mode="after")

@@ -13,6 +13,7 @@ import hashlib
 import io
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import fsspec
 import numpy as np
@@ -39,10 +40,13 @@ def array_sha256(pixels: np.ndarray) -> str:
 
 
 class BlobStore:
-    """Content-addressed ``.npy`` blobs under ``root`` (a path or fsspec URL)."""
+    """Content-addressed ``.npy`` blobs under ``root`` (a path or fsspec URL).
 
-    def __init__(self, root: str) -> None:
-        self.fs, self.root = fsspec.core.url_to_fs(str(root))
+    ``storage_options`` go to fsspec (see :func:`placewright.storage.storage_options`).
+    """
+
+    def __init__(self, root: str, storage_options: dict[str, Any] | None = None) -> None:
+        self.fs, self.root = fsspec.core.url_to_fs(str(root), **(storage_options or {}))
         self.protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
 
     def _path(self, sha: str) -> str:
@@ -60,10 +64,17 @@ class BlobStore:
         if not self.fs.exists(path):
             buffer = io.BytesIO()
             np.save(buffer, np.ascontiguousarray(pixels), allow_pickle=False)
-            self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-            partial = f"{path}.{uuid.uuid4().hex}.partial"
-            self.fs.pipe_file(partial, buffer.getvalue())
-            self.fs.mv(partial, path)
+            if self.protocol in ("file", "local"):
+                self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+                partial = f"{path}.{uuid.uuid4().hex}.partial"
+                try:
+                    self.fs.pipe_file(partial, buffer.getvalue())
+                    self.fs.mv(partial, path)
+                finally:
+                    if self.fs.exists(partial):
+                        self.fs.rm(partial)
+            else:  # an object store's PUT is atomic already
+                self.fs.pipe_file(path, buffer.getvalue())
         channels = 1 if pixels.ndim == 2 else int(pixels.shape[2])
         return ImageRef(self._uri(path), sha, int(pixels.shape[1]), int(pixels.shape[0]), channels)
 

@@ -4,8 +4,7 @@ from prefect import task
 
 from placewright.analyze import ANALYZERS, AnalyzeResult, analyze
 from placewright.settings import AnalyzeSettings
-from placewright.store import BlobStore
-from tasks.common import STAGE_TASK_OPTIONS, StageCache, cache_only_if_healthy, is_last_attempt
+from tasks.common import STAGE_TASK_OPTIONS, StageCache, blob_store, cache_only_if_healthy, is_last_attempt
 from tasks.refs import CutoutOutput
 
 
@@ -14,7 +13,7 @@ def analyze_product(
     cutout: CutoutOutput, filename: str, prompts: list[str], options: AnalyzeSettings, store_root: str
 ) -> AnalyzeResult:
     """Name the product and recommend its size in the frame."""
-    rgba = BlobStore(store_root).get(cutout.image)
+    rgba = blob_store(store_root).get(cutout.image)
     result = analyze(rgba, filename=filename, prompts=prompts, options=options, raise_transient=not is_last_attempt())
     cache_only_if_healthy(result.record)
     return result

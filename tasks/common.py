@@ -25,7 +25,9 @@ from pydantic import BaseModel
 
 from placewright.backends import Registry, StageRecord
 from placewright.errors import TransientBackendError
-from placewright.store import ImageRef
+from placewright.settings import get_settings
+from placewright.storage import storage_options
+from placewright.store import BlobStore, ImageRef
 
 
 def canonical(value: Any) -> Any:
@@ -120,3 +122,12 @@ STAGE_TASK_OPTIONS: dict[str, Any] = {
     "persist_result": True,
     "retry_condition_fn": retry_transient_only,
 }
+
+
+def blob_store(root: str) -> BlobStore:
+    """The intermediate-image store at ``root``, opened with this process's storage settings.
+
+    Endpoint, profile and credentials are not task inputs (they would show in the UI and in
+    cache keys): every worker reads them from its own environment.
+    """
+    return BlobStore(root, storage_options(root, get_settings().storage))

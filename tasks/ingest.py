@@ -5,8 +5,8 @@ from prefect import task
 from placewright.errors import InvalidInput
 from placewright.imageio import load_image
 from placewright.settings import LimitsSettings
-from placewright.store import BlobStore, ImageRef
-from tasks.common import STAGE_TASK_OPTIONS, StageCache
+from placewright.store import ImageRef
+from tasks.common import STAGE_TASK_OPTIONS, StageCache, blob_store
 
 
 @task(name="ingest", cache_policy=StageCache(exclude=("source", "what")), **STAGE_TASK_OPTIONS)
@@ -15,4 +15,4 @@ def ingest_image(source: str, sha256: str, limits: LimitsSettings, store_root: s
     loaded = load_image(source, limits=limits, what=what)
     if loaded.sha256 != sha256:
         raise InvalidInput(f"{what} {source} changed while the run was starting; run again")
-    return BlobStore(store_root).put(loaded.pixels)
+    return blob_store(store_root).put(loaded.pixels)

@@ -2,15 +2,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from placewright.analyze import AnalyzeResult
 from placewright.backends import StageRecord
 from placewright.locate import LocateResult
 from placewright.publish import ProductOutput, VariantOutput, publish_run
-from placewright.settings import OutputSettings
-from placewright.store import BlobStore
+from placewright.settings import OutputSettings, get_settings
+from placewright.storage import open_location
+from tasks.common import blob_store, is_last_attempt
 from tasks.refs import CompositeOutput, CutoutOutput, SceneOutput, StagedImage, VariantSpec
 
 
@@ -37,23 +38,33 @@ class ProductParts:
 @task(name="publish", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 4])
 def publish_outputs(
     run_id: str,
+    run_path: str,
+    created_at: str,
     out_dir: str,
     product: ProductParts,
     variants: list[VariantParts],
     output: OutputSettings,
     store_root: str,
 ) -> dict:
-    """Write the run folder (images, cut-out, manifest) atomically; returns the manifest."""
-    store = BlobStore(store_root)
+    """Publish the run (images first, manifest last; idempotent); returns what was published.
+
+    Returns:
+        ``{"manifest": <manifest dict>, "manifest_url": str, "written": [keys], "unchanged": [keys]}``.
+    """
+    logger = get_run_logger()
+    store = blob_store(store_root)
+    location = open_location(out_dir, get_settings().storage)
     product_stages: dict[str, StageRecord] = {
         "enhance": product.enhanced.record,
         "cutout": product.cutout.record,
         "analyze": product.analysis.record,
     }
     analysis = {**product.analysis.analysis.as_dict(), "backend": product.analysis.record.backend}
-    manifest = publish_run(
-        out_dir=out_dir,
+    published = publish_run(
+        location=location,
+        run_path=run_path,
         run_id=run_id,
+        created_at=created_at,
         product=ProductOutput(
             source=product.source,
             sha256=product.sha256,
@@ -83,5 +94,17 @@ def publish_outputs(
             for v in variants
         ],
         output=output,
+        clean_on_failure=is_last_attempt(),
     )
-    return manifest.model_dump(mode="json")
+    logger.info(
+        "published %s: %d object(s) written, %d already there",
+        published.run_uri,
+        len(published.written),
+        len(published.unchanged),
+    )
+    return {
+        "manifest": published.manifest.model_dump(mode="json"),
+        "manifest_url": published.manifest_url,
+        "written": published.written,
+        "unchanged": published.unchanged,
+    }

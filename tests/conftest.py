@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.s3 import CREDENTIALS, MotoS3
+
 # Before anything imports Prefect: no telemetry, and Prefect's state kept out of the user's home.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
@@ -48,3 +50,44 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 @pytest.fixture
 def example_product() -> Path:
     return Path(__file__).resolve().parents[1] / "examples" / "olive-oil-bottle.jpg"
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoS3]:
+    """moto's S3 server on 127.0.0.1, shared by the tests that only read and write."""
+    server = MotoS3().start()
+    yield server
+    server.stop()
+
+
+def _use_s3(server: MotoS3, monkeypatch: pytest.MonkeyPatch) -> MotoS3:
+    """Point the standard AWS environment at ``server``, as a user's shell would."""
+    import s3fs
+
+    for key, value in CREDENTIALS.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(key, raising=False)
+    s3fs.S3FileSystem.clear_instance_cache()  # the endpoint comes from the env, not the cache key
+    return server
+
+
+@pytest.fixture
+def s3(moto_server: MotoS3, monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoS3]:
+    """The shared S3 server, with the AWS environment pointing at it."""
+    yield _use_s3(moto_server, monkeypatch)
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+@pytest.fixture
+def s3_private(monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoS3]:
+    """An S3 server of this test's own, which the test may stop and restart."""
+    server = MotoS3().start()
+    yield _use_s3(server, monkeypatch)
+    server.stop()
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()

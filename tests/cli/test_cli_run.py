@@ -70,9 +70,11 @@ def test_png_output_to_a_new_folder(cli_env: dict, tmp_path: Path) -> None:
     result = _run([str(product), "--format", "png", "--out", str(tmp_path / "new" / "folder")], cli_env, tmp_path)
     assert result.returncode == 0, result.stderr
     run_dir = Path(result.stdout.strip())
-    files = sorted(p.name for p in run_dir.iterdir())
-    assert files == ["manifest.json", "product", "variant-00-" + files[-1][len("variant-00-") :]]
-    assert files[-1].endswith(".png")
     manifest = json.loads((run_dir / "manifest.json").read_text())
+    variant = manifest["variants"][0]
+    files = sorted(p.name for p in run_dir.iterdir())
+    assert files == sorted(["manifest.json", "product", variant["image"], variant["preview"]])
+    assert variant["image"].endswith(".png") and variant["preview"].endswith(".preview.png")
+    assert Image.open(run_dir / variant["preview"]).size == (512, 512)
     assert manifest["variants"][0]["product_fidelity"] == 0, "lossless output keeps every product pixel"
     assert not [p for p in run_dir.parent.iterdir() if p.name.startswith(".")], "no partial folders left"

@@ -1,19 +1,33 @@
-"""Publishing a run folder: complete or absent, with a manifest that describes it."""
+"""Publishing a run to a local folder: images first, manifest last, idempotent, clean on failure."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 
 import placewright.publish as publish_module
 from placewright.backends import StageRecord
-from placewright.publish import ProductOutput, VariantOutput, new_run_id, publish_run, slugify
-from placewright.settings import OutputSettings
+from placewright.publish import ProductOutput, PublishedRun, VariantOutput, new_run_id, publish_run, slugify
+from placewright.settings import OutputSettings, StorageSettings
+from placewright.storage import open_location
 from placewright.types import Box
+
+
+def _publish(root: Path, run_id: str, variants: list[VariantOutput], output: OutputSettings, **storage) -> PublishedRun:
+    return publish_run(
+        location=open_location(str(root), StorageSettings(**storage)),
+        run_path=run_id,
+        run_id=run_id,
+        created_at="2026-11-22T05:00:00+00:00",
+        product=_product(),
+        variants=variants,
+        output=output,
+    )
 
 
 def _product() -> ProductOutput:
@@ -46,48 +60,106 @@ def _variants(n: int = 2) -> list[VariantOutput]:
 
 @pytest.mark.parametrize("fmt", ["webp", "jpeg", "png"])
 def test_run_folder_contents(tmp_path: Path, fmt: str) -> None:
-    manifest = publish_run(
-        out_dir=str(tmp_path), run_id="r1", product=_product(), variants=_variants(), output=OutputSettings(format=fmt)
-    )
+    published = _publish(tmp_path, "r1", _variants(), OutputSettings(format=fmt))
+    manifest = published.manifest
     run_dir = tmp_path / "r1"
     on_disk = json.loads((run_dir / "manifest.json").read_text())
     assert on_disk == manifest.model_dump(mode="json")
+    assert on_disk["location"] == str(run_dir.resolve())
+    assert on_disk["urls_expire_at"] is None
+    assert published.manifest_url == (run_dir / "manifest.json").resolve().as_uri()
     assert Image.open(run_dir / "product" / "cutout.png").mode == "RGBA"
     assert len(on_disk["variants"]) == 2
     for variant in on_disk["variants"]:
         image = Image.open(run_dir / variant["image"])
         assert image.format == {"webp": "WEBP", "jpeg": "JPEG", "png": "PNG"}[fmt]
         assert (variant["width"], variant["height"]) == image.size == (96, 64)
+        assert variant["bytes"] == (run_dir / variant["image"]).stat().st_size
         assert variant["url"] == (run_dir / variant["image"]).resolve().as_uri()
+        assert variant["preview"] is None, "a 96x64 image needs no 512 px preview"
         assert variant["stages"]["scene"]["fallback_from"] == "flux"
         assert variant["stages"]["cutout"]["backend"] == "grabcut"
     assert [p.name for p in tmp_path.iterdir()] == ["r1"]
+    assert not list(run_dir.rglob("*.partial"))
+
+
+@pytest.mark.parametrize("fmt", ["webp", "jpeg", "png"])
+def test_web_ready_outputs_have_a_preview_and_an_srgb_profile(tmp_path: Path, fmt: str) -> None:
+    variants = [replace_image(v, np.full((600, 900, 3), 90, np.uint8)) for v in _variants(1)]
+    manifest = _publish(tmp_path, "w", variants, OutputSettings(format=fmt, preview_side=300)).manifest
+    entry = manifest.variants[0]
+    full = Image.open(tmp_path / "w" / entry.image)
+    preview = Image.open(tmp_path / "w" / str(entry.preview))
+    assert full.size == (900, 600) and preview.size == (300, 200)
+    assert entry.preview_url == (tmp_path / "w" / str(entry.preview)).resolve().as_uri()
+    for image in (full, preview, Image.open(tmp_path / "w" / "product" / "cutout.png")):
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(image.info["icc_profile"]))
+        assert "sRGB" in ImageCms.getProfileDescription(profile), "the sRGB profile is embedded"
+    if fmt == "jpeg":
+        assert full.info.get("progressive") or full.info.get("progression"), "JPEGs are progressive"
+
+
+def test_no_profile_and_no_preview_when_turned_off(tmp_path: Path) -> None:
+    variants = [replace_image(v, np.full((600, 900, 3), 90, np.uint8)) for v in _variants(1)]
+    manifest = _publish(tmp_path, "n", variants, OutputSettings(preview_side=0, srgb_profile=False)).manifest
+    assert manifest.variants[0].preview is None
+    assert "icc_profile" not in Image.open(tmp_path / "n" / manifest.variants[0].image).info
+    assert sorted(p.name for p in (tmp_path / "n").iterdir()) == [
+        "manifest.json",
+        "product",
+        manifest.variants[0].image,
+    ]
 
 
 def test_failure_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from placewright.storage import Location
+
     calls = {"n": 0}
-    real = publish_module.encode_image
+    real = Location.write
 
-    def fail_on_second_variant(pixels, fmt, **kwargs):
+    def fail_on_third_object(self, item):
         calls["n"] += 1
-        if calls["n"] == 3:  # cut-out, variant 0, then variant 1 fails
+        if calls["n"] == 3:  # cut-out and a variant are written, then the disk fills up
             raise OSError("disk full")
-        return real(pixels, fmt, **kwargs)
+        return real(self, item)
 
-    monkeypatch.setattr(publish_module, "encode_image", fail_on_second_variant)
+    monkeypatch.setattr(Location, "write", fail_on_third_object)
+    monkeypatch.setattr(publish_module, "PUBLISH_THREADS", 1)  # a fixed order of writes
     with pytest.raises(OSError, match="disk full"):
-        publish_run(
-            out_dir=str(tmp_path), run_id="r2", product=_product(), variants=_variants(), output=OutputSettings()
-        )
-    assert list(tmp_path.iterdir()) == []
+        _publish(tmp_path, "r2", _variants(), OutputSettings())
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
 
 
-def test_existing_run_folder_is_not_overwritten(tmp_path: Path) -> None:
-    (tmp_path / "r3").mkdir()
-    with pytest.raises(FileExistsError):
-        publish_run(
-            out_dir=str(tmp_path), run_id="r3", product=_product(), variants=_variants(), output=OutputSettings()
-        )
+def test_publishing_again_writes_nothing_new(tmp_path: Path) -> None:
+    first = _publish(tmp_path, "r3", _variants(), OutputSettings())
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "r3").rglob("*") if p.is_file()}
+    second = _publish(tmp_path, "r3", _variants(), OutputSettings())
+    assert second.written == [] and len(second.unchanged) == len(first.written) == len(stamps)
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "r3").rglob("*") if p.is_file()} == stamps
+    assert second.manifest == first.manifest
+
+
+def test_a_changed_run_replaces_what_changed(tmp_path: Path) -> None:
+    _publish(tmp_path, "r4", _variants(), OutputSettings())
+    changed = _variants()
+    changed[1] = replace_image(changed[1], np.full((64, 96, 3), 222, np.uint8))
+    again = _publish(tmp_path, "r4", changed, OutputSettings())
+    assert sorted(again.written) == sorted(["r4/" + again.manifest.variants[1].image, "r4/manifest.json"])
+    on_disk = np.asarray(Image.open(tmp_path / "r4" / again.manifest.variants[1].image).convert("RGB"))
+    assert abs(int(on_disk.mean()) - 222) <= 2
+
+
+def test_public_base_url(tmp_path: Path) -> None:
+    manifest = _publish(tmp_path, "p", _variants(1), OutputSettings(), public_base_url="https://cdn.example.com/ads/")
+    assert manifest.manifest.variants[0].url == f"https://cdn.example.com/ads/p/{manifest.manifest.variants[0].image}"
+    assert manifest.manifest.product.cutout_url == "https://cdn.example.com/ads/p/product/cutout.png"
+    assert manifest.manifest_url == "https://cdn.example.com/ads/p/manifest.json"
+
+
+def replace_image(variant: VariantOutput, image: np.ndarray) -> VariantOutput:
+    import dataclasses
+
+    return dataclasses.replace(variant, image=image)
 
 
 def test_run_ids_are_unique_and_sortable() -> None:
@@ -119,9 +191,7 @@ def test_product_fidelity_is_measured_on_the_published_file(tmp_path: Path, fmt:
         composite=composite,
         product_alpha=alpha,
     )
-    manifest = publish_run(
-        out_dir=str(tmp_path), run_id="f", product=_product(), variants=[variant], output=OutputSettings(format=fmt)
-    )
+    manifest = _publish(tmp_path, "f", [variant], OutputSettings(format=fmt)).manifest
     fidelity = manifest.variants[0].product_fidelity
     assert (fidelity == 0) if lossless else (fidelity is not None and fidelity > 0)
 
@@ -144,7 +214,5 @@ def test_product_fidelity_sees_a_changed_label(tmp_path: Path) -> None:
         composite=composite,
         product_alpha=alpha,
     )
-    manifest = publish_run(
-        out_dir=str(tmp_path), run_id="g", product=_product(), variants=[variant], output=OutputSettings(format="png")
-    )
+    manifest = _publish(tmp_path, "g", [variant], OutputSettings(format="png")).manifest
     assert manifest.variants[0].product_fidelity == 40

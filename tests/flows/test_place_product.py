@@ -10,13 +10,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import tasks.analyze
-import tasks.composite
-import tasks.cutout
-import tasks.enhance
-import tasks.harmonize
-import tasks.locate
-import tasks.scene
 from flows.place_product import place_product
 from placewright.enhance import ENHANCERS
 from placewright.errors import TransientBackendError
@@ -24,30 +17,6 @@ from placewright.errors import TransientBackendError
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
 STAGES = ["enhance", "cutout", "analyze", "scene", "locate", "composite", "harmonize"]
-STAGE_FUNCTIONS = {
-    "enhance": (tasks.enhance, "enhance"),
-    "cutout": (tasks.cutout, "cut_out"),
-    "analyze": (tasks.analyze, "analyze"),
-    "scene": (tasks.scene, "generate_scene"),
-    "locate": (tasks.locate, "locate"),
-    "composite": (tasks.composite, "composite"),
-    "harmonize": (tasks.harmonize, "harmonize"),
-}
-
-
-@pytest.fixture
-def stage_calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    """Count how often each core stage function really runs."""
-    calls = dict.fromkeys(STAGE_FUNCTIONS, 0)
-    for stage, (module, name) in STAGE_FUNCTIONS.items():
-        real = getattr(module, name)
-
-        def counted(*args, _stage=stage, _real=real, **kwargs):
-            calls[_stage] += 1
-            return _real(*args, **kwargs)
-
-        monkeypatch.setattr(module, name, counted)
-    return calls
 
 
 def test_two_variants_end_to_end(example_product: Path, tmp_path: Path) -> None:

@@ -1,0 +1,97 @@
+"""What a run shows in the Prefect UI: progress while variants finish, then images, a table and a summary.
+
+- a progress artifact, updated as each variant finishes;
+- one image artifact per variant whose URL a browser can open (http/https: presigned or public);
+- a table artifact: variant, scene, backends, seconds, URL;
+- a markdown summary (key ``place-product-run``) with the product, the run folder and the manifest URL.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from prefect.artifacts import (
+    create_image_artifact,
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+
+SUMMARY_KEY = "place-product-run"
+TABLE_KEY = "place-product-variants"
+
+
+class VariantProgress:
+    """A progress artifact at ``finished / total`` variants."""
+
+    def __init__(self, run_id: str, total: int) -> None:
+        self.total = max(total, 1)
+        self.finished = 0
+        self.artifact_id: UUID = create_progress_artifact(
+            progress=0.0, description=f"run {run_id}: variants finished (0/{total})"
+        )
+        self.run_id = run_id
+
+    def variant_finished(self) -> None:
+        self.finished += 1
+        update_progress_artifact(
+            self.artifact_id,
+            progress=round(100.0 * self.finished / self.total, 1),
+            description=f"run {self.run_id}: variants finished ({self.finished}/{self.total})",
+        )
+
+
+def is_browsable(url: str | None) -> bool:
+    """True for URLs the Prefect UI can display (not file:// or s3://)."""
+    return bool(url) and str(url).startswith(("http://", "https://"))
+
+
+def variant_rows(manifest: dict) -> list[dict]:
+    """One table row per variant: index, scene, backends, seconds, URL."""
+    rows = []
+    for variant in manifest["variants"]:
+        stages = variant["stages"]
+        rows.append(
+            {
+                "variant": variant["index"],
+                "scene": variant["prompt"] if variant["prompt"] is not None else f"background {variant['background']}",
+                "backends": ", ".join(f"{stage}: {s['backend']}" for stage, s in stages.items()),
+                "seconds": round(sum(s["seconds"] for s in stages.values()), 2),
+                "url": variant["url"],
+            }
+        )
+    return rows
+
+
+def report_run(manifest: dict, manifest_url: str) -> None:
+    """Create the image, table and summary artifacts of a published run."""
+    run_id = manifest["run_id"]
+    for variant in manifest["variants"]:
+        url = variant.get("preview_url") or variant["url"]
+        if is_browsable(url):
+            create_image_artifact(
+                image_url=url, description=f"run {run_id}, variant {variant['index']}: {variant['image']}"
+            )
+    create_table_artifact(table=variant_rows(manifest), key=TABLE_KEY, description=f"place-product run {run_id}")
+    analysis = manifest["product"]["analysis"]
+    lines = [
+        f"# Run {run_id}",
+        "",
+        f"Product: `{manifest['product']['source']}` ({analysis['name']}, {analysis['category']}, "
+        f"size fraction {analysis['size_fraction']:.2f})",
+        "",
+        f"Run folder: `{manifest['location']}`  ",
+        f"Manifest: [{'manifest.json'}]({manifest_url})",
+        "",
+        "| # | scene | image | backends |",
+        "|---|---|---|---|",
+    ]
+    for row, variant in zip(variant_rows(manifest), manifest["variants"], strict=True):
+        image = f"[{variant['image']}]({variant['url']})"
+        if is_browsable(variant.get("preview_url")):
+            image = f"[![{variant['image']}]({variant['preview_url']})]({variant['url']})"
+        lines.append(f"| {row['variant']} | {row['scene']} | {image} | {row['backends']} |")
+    create_markdown_artifact(
+        key=SUMMARY_KEY, markdown="\n".join(lines) + "\n", description=f"place-product run {run_id}"
+    )

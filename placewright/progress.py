@@ -86,6 +86,9 @@ class FlowProgress:
         seconds = time.perf_counter() - self._started
         console.print(f"[green]done[/]: {len(manifest['variants'])} variant(s) in {seconds:.1f} s -> {folder}")
         for variant in manifest["variants"]:
+            if str(variant.get("url", "")).startswith(("http://", "https://")):
+                console.print(f"  variant {variant['index']}: {variant['url']}", soft_wrap=True)
+        for variant in manifest["variants"]:
             for stage, record in variant["stages"].items():
                 if record.get("fallback_from"):
                     console.print(

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.s3 import CREDENTIALS, MotoS3
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -78,3 +80,27 @@ def test_png_output_to_a_new_folder(cli_env: dict, tmp_path: Path) -> None:
     assert Image.open(run_dir / variant["preview"]).size == (512, 512)
     assert manifest["variants"][0]["product_fidelity"] == 0, "lossless output keeps every product pixel"
     assert not [p for p in run_dir.parent.iterdir() if p.name.startswith(".")], "no partial folders left"
+
+
+def test_publish_to_s3_with_only_the_aws_environment(
+    cli_env: dict, example_product: Path, tmp_path: Path, s3: MotoS3
+) -> None:
+    """`--out s3://bucket/prefix` works with nothing but the standard AWS variables set."""
+    bucket = s3.new_bucket()
+    env = {**cli_env, **CREDENTIALS, "AWS_ENDPOINT_URL": s3.endpoint}
+    result = _run([str(example_product), "-p", "marble counter", "--out", f"s3://{bucket}/ads"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    location = result.stdout.strip()
+    assert location.startswith(f"s3://{bucket}/ads/") and "\n" not in location
+    prefix = location.removeprefix(f"s3://{bucket}/")
+    manifest = json.loads(s3.client().get_object(Bucket=bucket, Key=f"{prefix}/manifest.json")["Body"].read())
+    assert manifest["location"] == location
+    assert set(s3.objects(bucket, prefix)) >= {f"{prefix}/{manifest['variants'][0]['image']}"}
+
+    env.pop("PLACEWRIGHT_CLI_TIMINGS")
+    missing = _run([str(example_product), "--out", "s3://no-such-bucket/ads"], env, tmp_path)
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == (
+        "placewright: error: s3://no-such-bucket/ads: bucket 'no-such-bucket' does not exist "
+        "(or these credentials cannot see it)"
+    )

@@ -63,6 +63,7 @@ class LimitsSettings(Section):
     max_pixels: int = Field(64_000_000, gt=0, description="Refuse images with more pixels (decompression bombs).")
     min_side: int = Field(32, gt=0, description="Refuse images whose shorter side is smaller than this.")
     max_file_bytes: int = Field(200 * 1024 * 1024, gt=0, description="Refuse files larger than this.")
+    download_timeout_s: float = Field(60.0, gt=0, le=3600, description="Time limit of fetching a product URL.")
 
 
 class EnhanceSettings(Section):
@@ -400,6 +401,33 @@ class RetrySettings(Section):
     delay_seconds: list[float] = Field(default_factory=lambda: [1.0, 4.0])
 
 
+class RunnerSettings(Section):
+    """Where a flow's tasks run: threads in the flow's process (default), a Dask or a Ray cluster."""
+
+    kind: Literal["threads", "dask", "ray"] = Field(
+        "threads", description="threads: a thread pool in the flow run's process; dask/ray: that engine's workers."
+    )
+    threads: int = Field(4, ge=1, le=64, description="threads: parallel tasks (OpenCV/NumPy release the GIL).")
+    address: str | None = Field(
+        None,
+        description="dask: an existing scheduler (tcp://host:8786); ray: an existing cluster (ray://host:10001). "
+        "None: a local cluster started for each flow run.",
+    )
+    workers: int = Field(2, ge=1, le=256, description="Worker processes of a local Dask cluster.")
+    threads_per_worker: int = Field(1, ge=1, le=64, description="Threads per worker of a local Dask cluster.")
+
+
+class FaultSettings(Section):
+    """Fault injection for drills and tests: make one stage fail on purpose. Off by default."""
+
+    fail_stage: (
+        Literal["ingest", "enhance", "cutout", "analyze", "scene", "locate", "composite", "harmonize", "publish"] | None
+    ) = Field(None, description="The stage whose task raises an error.")
+    while_file_exists: str | None = Field(
+        None, description="Fail only while this file exists (delete it, then retry the run); None: always."
+    )
+
+
 def _default_models_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "placewright" / "models"
@@ -438,6 +466,8 @@ class Settings(BaseSettings):
     output: OutputSettings = OutputSettings()
     storage: StorageSettings = StorageSettings()
     retry: RetrySettings = RetrySettings()
+    runner: RunnerSettings = RunnerSettings()
+    faults: FaultSettings = FaultSettings()
 
     @model_validator(mode="after")
     def _fill_models_dir(self) -> Settings:

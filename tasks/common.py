@@ -24,7 +24,7 @@ from prefect.transactions import get_transaction
 from pydantic import BaseModel
 
 from placewright.backends import Registry, StageRecord
-from placewright.errors import TransientBackendError
+from placewright.errors import StageFailed, TransientBackendError
 from placewright.settings import get_settings
 from placewright.storage import storage_options
 from placewright.store import BlobStore, ImageRef
@@ -131,3 +131,21 @@ def blob_store(root: str) -> BlobStore:
     cache keys): every worker reads them from its own environment.
     """
     return BlobStore(root, storage_options(root, get_settings().storage))
+
+
+class InjectedFault(StageFailed):
+    """A failure made on purpose by the ``faults`` settings (tests and drills of retries)."""
+
+
+def inject_fault(stage: str) -> None:
+    """Fail ``stage`` when the ``faults`` settings say so (never in normal operation).
+
+    ``faults.fail_stage`` names the stage; with ``faults.while_file_exists`` set, only while that file
+    exists, so a drill can fail a run, remove the file and retry it from the dashboard.
+    """
+    faults = get_settings().faults
+    if faults.fail_stage != stage:
+        return
+    if faults.while_file_exists is not None and not Path(faults.while_file_exists).exists():
+        return
+    raise InjectedFault(f"injected fault in stage {stage} (settings: faults.fail_stage)", stage=stage)

@@ -6,7 +6,7 @@ from placewright.analyze import AnalyzeResult
 from placewright.composite import COMPOSITORS, composite
 from placewright.locate import LocateResult
 from placewright.settings import CompositeSettings
-from tasks.common import STAGE_TASK_OPTIONS, StageCache, blob_store, cache_only_if_healthy
+from tasks.common import STAGE_TASK_OPTIONS, StageCache, blob_store, cache_only_if_healthy, inject_fault
 from tasks.refs import CompositeOutput, CutoutOutput, SceneOutput
 
 
@@ -22,6 +22,7 @@ def composite_variant(
     surface_phrase: str = "table",
 ) -> CompositeOutput:
     """Put the product on the surface with matched colour and shadows."""
+    inject_fault("composite")
     store = blob_store(store_root)
     result = composite(
         store.get(scene.image),

@@ -11,7 +11,7 @@ from placewright.locate import LocateResult
 from placewright.publish import ProductOutput, VariantOutput, publish_run
 from placewright.settings import OutputSettings, get_settings
 from placewright.storage import open_location
-from tasks.common import blob_store, is_last_attempt
+from tasks.common import blob_store, inject_fault, is_last_attempt
 from tasks.refs import CompositeOutput, CutoutOutput, SceneOutput, StagedImage, VariantSpec
 
 
@@ -51,6 +51,7 @@ def publish_outputs(
     Returns:
         ``{"manifest": <manifest dict>, "manifest_url": str, "written": [keys], "unchanged": [keys]}``.
     """
+    inject_fault("publish")
     logger = get_run_logger()
     store = blob_store(store_root)
     location = open_location(out_dir, get_settings().storage)

@@ -1,8 +1,8 @@
-"""Serve the place-product flow from this process: a deployment without a work pool.
+"""Serve the place-product and campaign flows from this process: deployments without a work pool.
 
-``python -m deployments.local`` registers the ``place-product-local`` deployment with the
-Prefect server at $PREFECT_API_URL and runs its flow runs here until stopped. The
-work-pool deployments are in ``prefect.yaml``.
+``python -m deployments.local`` registers the ``place-product-local`` and ``campaign-local``
+deployments with the Prefect server at $PREFECT_API_URL and runs their flow runs here until
+stopped. The work-pool deployments (with the campaign's schedule) are in ``prefect.yaml``.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 
+from flows.campaign import run_campaign
 from flows.place_product import place_product
 
 DEPLOYMENT_NAME = "place-product-local"
@@ -29,5 +30,15 @@ def build() -> RunnerDeployment:
     )
 
 
+def build_campaign() -> RunnerDeployment:
+    """The campaign deployment, running the bundled example campaign by default."""
+    return run_campaign.to_deployment(
+        name="campaign-local",
+        parameters={"campaign_file": "examples/campaign.yaml"},
+        tags=["placewright", "campaign"],
+        description="Every product of a campaign in every scene; served from a local process.",
+    )
+
+
 if __name__ == "__main__":
-    serve(build())
+    serve(build(), build_campaign())

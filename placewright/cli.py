@@ -109,6 +109,7 @@ def run(
 
     with FlowProgress(total_variants=len(request.variants), enabled=show_progress) as progress:
         manifest = _run_flow(
+            "place_product",
             dict(
                 product=request.product.path,
                 prompts=request.prompts,
@@ -128,6 +129,51 @@ def run(
     else:
         progress.summary(manifest, folder)
         print(folder)
+
+
+@app.command()
+def campaign(
+    file: Annotated[str, typer.Argument(help="The campaign file (YAML): products, scenes, options.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print only the campaign summary JSON.")] = False,
+    refresh: Annotated[bool, typer.Option(help="Recompute every stage, ignoring cached results.")] = False,
+) -> None:
+    """Run a campaign: every product in every scene; print the campaign run's folder.
+
+    Exit code 1 when any variant failed (what finished is published; campaign.json lists the rest).
+    """
+    from placewright.campaign import load_campaign
+    from placewright.settings import get_settings
+    from placewright.storage import open_location
+
+    try:
+        settings = get_settings()
+    except Exception as exc:  # pydantic ValidationError, bad config file
+        _fail(f"bad configuration: {exc}".replace("\n", " "), EXIT_BAD_INPUT)
+    try:
+        spec = load_campaign(file)
+        location = open_location(spec.out or settings.out_dir, settings.storage)
+        location.check_urls()
+        location.check_reachable()
+    except InvalidInput as exc:
+        _fail(str(exc), EXIT_BAD_INPUT)
+    _mark("input_checked")
+
+    show_progress = not json_output and sys.stderr.isatty()
+    from pathlib import Path
+
+    from placewright.progress import FlowProgress
+
+    with FlowProgress(
+        total_variants=spec.variant_count, enabled=show_progress, products=len(spec.products)
+    ) as progress:
+        summary = _run_flow(
+            "run_campaign", dict(campaign_file=str(Path(file).resolve()), refresh=refresh), progress=progress
+        )
+    if json_output:
+        print(json.dumps(summary, indent=2))
+    else:
+        progress.summary({"variants": [v for p in summary["products"] for v in p["variants"]]}, summary["location"])
+        print(summary["location"])
 
 
 @app.command()
@@ -159,8 +205,9 @@ def models(
     Console(width=max(console.width, 160)).print(table)
 
 
-def _run_flow(parameters: dict, *, progress: FlowProgress) -> dict:
-    """Run the flow against $PREFECT_API_URL, or a private local server started for this run."""
+def _run_flow(flow_name: str, parameters: dict, *, progress: FlowProgress) -> dict:
+    """Run a flow (``place_product`` or ``run_campaign``) against $PREFECT_API_URL, or a private
+    local server started for this run."""
     # Self-hosted means no telemetry unless asked for: set DO_NOT_TRACK=0 to allow Prefect's.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -175,7 +222,10 @@ def _run_flow(parameters: dict, *, progress: FlowProgress) -> dict:
 
     from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-    from flows.place_product import place_product
+    if flow_name == "run_campaign":
+        from flows.campaign import run_campaign as flow_to_run
+    else:
+        from flows.place_product import place_product as flow_to_run
 
     _mark("prefect_imported")
     updates: dict = {}
@@ -190,7 +240,7 @@ def _run_flow(parameters: dict, *, progress: FlowProgress) -> dict:
         updates = {PREFECT_API_URL: local_api.url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
     progress.attach()
     with temporary_settings(updates=updates):
-        state = place_product(**parameters, return_state=True)
+        state = flow_to_run(**parameters, return_state=True)
     _mark("flow_finished")
     if state.is_completed():
         return state.result()

@@ -36,9 +36,9 @@ class _FinishedTaskHandler(logging.Handler):
 class FlowProgress:
     """A progress bar over the run's task runs; a no-op when ``enabled`` is False."""
 
-    def __init__(self, *, total_variants: int, enabled: bool) -> None:
+    def __init__(self, *, total_variants: int, enabled: bool, products: int = 1) -> None:
         self.enabled = enabled
-        self.total = PRODUCT_TASKS + VARIANT_TASKS * total_variants + PUBLISH_TASKS
+        self.total = (PRODUCT_TASKS + PUBLISH_TASKS) * products + VARIANT_TASKS * total_variants
         self._progress: Progress | None = None
         self._task_id = None
         self._handler = _FinishedTaskHandler(self)
@@ -86,10 +86,10 @@ class FlowProgress:
         seconds = time.perf_counter() - self._started
         console.print(f"[green]done[/]: {len(manifest['variants'])} variant(s) in {seconds:.1f} s -> {folder}")
         for variant in manifest["variants"]:
-            if str(variant.get("url", "")).startswith(("http://", "https://")):
+            if str(variant.get("url") or "").startswith(("http://", "https://")):
                 console.print(f"  variant {variant['index']}: {variant['url']}", soft_wrap=True)
         for variant in manifest["variants"]:
-            for stage, record in variant["stages"].items():
+            for stage, record in variant.get("stages", {}).items():
                 if record.get("fallback_from"):
                     console.print(
                         f"  [yellow]variant {variant['index']}, {stage}[/]: used {record['backend']} "

@@ -19,14 +19,15 @@ OUT = Path(__file__).with_name("face-cream-jar.jpg")
 # Jar geometry in output pixels. The camera looks slightly down, so every circle is an ellipse
 # whose half-height grows the further it lies below the eye (lid top < lid rim < jar base).
 CX = WIDTH // 2
-BODY_R, BODY_TOP, BODY_BOTTOM, BODY_EY, BODY_CORNER = 285, 322, 560, 36, 34
-LID_R, LID_TOP, LID_BOTTOM, LID_TOP_EY, LID_RIM_EY = 272, 218, 330, 26, 31
-BAND_TOP, BAND_BOTTOM = 392, 512  # label band on the body, measured at the jar's front
+BODY_R, BODY_TOP, BODY_BOTTOM, BODY_EY, BODY_SHOULDER, BODY_CORNER = 285, 318, 560, 36, 16, 40
+LID_R, LID_TOP, LID_BOTTOM, LID_TOP_EY, LID_RIM_EY, LID_BEVEL = 272, 218, 330, 26, 31, 6
+BAND_TOP, BAND_BOTTOM = 386, 520  # label band on the body, measured at the jar's front
 
 CREAM = np.array([246, 242, 234], np.float32)
 GOLD = np.array([206, 164, 88], np.float32)
 BLUSH = np.array([232, 196, 190], np.float32)
 PLUM = (96, 52, 66)
+WARM_SHADE = np.array([1.0, 0.93, 0.80], np.float32)  # tint of the body where fully shaded
 
 
 def _grid(w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
@@ -50,51 +51,78 @@ def _backdrop(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return base[None, None, :] * light[..., None]
 
 
-def _body_mask(w: int, h: int) -> Image.Image:
-    """The jar body: a cylinder with rounded bottom corners and an elliptic base."""
-    s = SUPERSAMPLE
-    mask = Image.new("L", (w * s, h * s), 0)
-    d = ImageDraw.Draw(mask)
-    left, right = (CX - BODY_R) * s, (CX + BODY_R) * s
-    d.rounded_rectangle((left, BODY_TOP * s, right, BODY_BOTTOM * s), radius=BODY_CORNER * s, fill=255)
-    d.rectangle((left, BODY_TOP * s, right, (BODY_BOTTOM - BODY_CORNER) * s), fill=255)
-    inset = BODY_CORNER * 0.55 * s
-    d.ellipse(
-        (left + inset, (BODY_BOTTOM - BODY_EY) * s, right - inset, (BODY_BOTTOM + BODY_EY) * s),
-        fill=255,
-    )
-    d.rounded_rectangle(
-        (left, (BODY_BOTTOM - BODY_EY) * s, right, (BODY_BOTTOM + BODY_EY * 0.6) * s),
-        radius=BODY_CORNER * s,
-        fill=255,
-    )
-    return mask
+Profile = tuple[np.ndarray, np.ndarray, np.ndarray]  # per slice: centre y, radius, ellipse half-height
+
+
+def _profile(
+    top: float, bottom: float, radius: float, ey: tuple[float, float], round_top: float, round_bottom: float
+) -> Profile:
+    """Horizontal slices of a lathe-turned solid: each slice's centre y, radius and ellipse half-height.
+
+    The radius is ``radius`` except within ``round_top`` / ``round_bottom`` of the ends, where it rounds off
+    along a quarter circle; the half-height of the slices runs from ``ey[0]`` at the top to ``ey[1]``.
+    """
+    yc = np.linspace(top, bottom, 400, dtype=np.float32)
+    t = (yc - top) / (bottom - top)
+    r = np.full_like(yc, radius)
+    if round_top > 0:
+        d = np.clip((top + round_top - yc) / round_top, 0, 1)
+        r -= round_top * (1 - np.sqrt(1 - d**2))
+    if round_bottom > 0:
+        d = np.clip((yc - (bottom - round_bottom)) / round_bottom, 0, 1)
+        r -= round_bottom * (1 - np.sqrt(1 - d**2))
+    return yc, r, (ey[0] * (1 - t) + ey[1] * t) * r / radius
+
+
+def _silhouette(x: np.ndarray, y: np.ndarray, profile: Profile) -> tuple[np.ndarray, np.ndarray]:
+    """The solid's coverage (bool, like ``x``) and, per column, the y of its lowest point."""
+    cols = x[0]
+    yc, r, ey = profile
+    dx = (cols[None, :] - CX) / r[:, None]
+    half = ey[:, None] * np.sqrt(np.clip(1 - dx**2, 0, None))
+    valid = np.abs(dx) <= 1
+    top = np.where(valid, yc[:, None] - half, np.inf).min(axis=0)
+    bottom = np.where(valid, yc[:, None] + half, -np.inf).max(axis=0)
+    return (y >= top[None, :]) & (y <= bottom[None, :]), np.broadcast_to(bottom[None, :], y.shape)
+
+
+def _body(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The jar body: a cylinder with a rounded shoulder and base. Its mask and lowest y per column."""
+    profile = _profile(BODY_TOP, BODY_BOTTOM, BODY_R, (LID_RIM_EY, BODY_EY), BODY_SHOULDER, BODY_CORNER)
+    return _silhouette(x, y, profile)
 
 
 def _lid_masks(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The lid's side (a short cylinder) and its top face, as bool masks."""
-    inside = np.abs(x - CX) <= LID_R
-    top_arc = _arc(x, LID_R, LID_TOP_EY)
-    face = inside & (np.abs(y - LID_TOP) <= top_arc)
-    side = inside & (y > LID_TOP) & (y <= LID_BOTTOM + _arc(x, LID_R, LID_RIM_EY)) & ~face
-    return side, face
+    """The lid's side (a short cylinder with a bevelled top edge) and its flat top face, as bool masks."""
+    profile = _profile(LID_TOP, LID_BOTTOM, LID_R, (LID_TOP_EY, LID_RIM_EY), LID_BEVEL, 3)
+    lid, _ = _silhouette(x, y, profile)
+    face_r = LID_R - LID_BEVEL
+    inside = np.abs(x - CX) <= face_r
+    face = inside & (np.abs(y - LID_TOP) <= _arc(x, face_r, LID_TOP_EY * face_r / LID_R))
+    return lid & ~face, face
 
 
-def _cylinder(x: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """Position across a cylinder (-1..1, left to right) and its diffuse shading, key light at the left."""
+def _cylinder(x: np.ndarray, radius: float, ambient: float) -> tuple[np.ndarray, np.ndarray]:
+    """Position across a cylinder (-1..1, left to right) and its diffuse shading, key light at the left.
+
+    ``ambient`` lifts the dark edges: frosted glass scatters light round the sides, metal does not.
+    """
     u = np.clip((x - CX) / radius, -0.999, 0.999)
     normal_z = np.sqrt(1 - u**2)
     diffuse = 0.62 + 0.30 * normal_z - 0.10 * u + 0.08 * normal_z**4
-    return u, diffuse
+    return u, ambient + (1 - ambient) * diffuse
 
 
-def _body_colours(x: np.ndarray, y: np.ndarray, label: np.ndarray) -> np.ndarray:
+def _body_colours(x: np.ndarray, y: np.ndarray, lowest: np.ndarray, label: np.ndarray) -> np.ndarray:
     """Frosted cream glass: soft cylindrical shading, broad sheen, the wrapped label, a lid shadow."""
-    u, diffuse = _cylinder(x, BODY_R)
+    u, diffuse = _cylinder(x, BODY_R, ambient=0.3)
     sheen = 0.55 * np.exp(-(((u + 0.50) / 0.16) ** 2)) + 0.20 * np.exp(-(((u - 0.78) / 0.06) ** 2))
     # The bottom corners turn away from the light.
-    bottom = np.clip((y - (BODY_BOTTOM - BODY_CORNER - _arc(x, BODY_R, BODY_EY) * 0.2)) / 60, 0, 1)
-    rgb = label * (diffuse * (1 - 0.22 * bottom**2))[..., None]
+    bottom = np.clip(1 - (lowest - y) / (1.6 * BODY_CORNER), 0, 1)
+    shade = diffuse * (1 - 0.14 * bottom**2)
+    # Light scattered inside the cream warms the shaded parts, as in a real frosted jar.
+    warmth = 1 - (1 - shade[..., None]) * (1 - WARM_SHADE[None, None, :])
+    rgb = label * shade[..., None] * warmth
     rgb = rgb + 255 * (sheen * (1 - 0.6 * bottom))[..., None] * 0.30
     # The lid's rim shades the shoulder just under it.
     below_rim = y - (LID_BOTTOM + _arc(x, LID_R, LID_RIM_EY))
@@ -115,13 +143,17 @@ def _label_texture(w: int, h: int) -> np.ndarray:
     small = ImageFont.load_default(size=22 * s)
     tiny = ImageFont.load_default(size=17 * s)
     cx = CX * s
-    for text, font, y, fill in (
-        ("L U M E N", title, BAND_TOP + 18, PLUM),
-        ("face cream", small, BAND_TOP + 72, (120, 78, 84)),
-        ("50 ml", tiny, BAND_TOP + 95, (120, 90, 90)),
+    for text, font, y, fill, tracking in (
+        ("LUMEN", title, BAND_TOP + 18, PLUM, 14),
+        ("face cream", small, BAND_TOP + 74, (120, 78, 84), 1),
+        ("50 ml", tiny, BAND_TOP + 102, (120, 90, 90), 1),
     ):
-        width = d.textlength(text, font=font)
-        d.text((cx - width / 2, y * s), text, font=font, fill=fill)
+        # Letter by letter, so the brand name can be set with wide tracking.
+        advances = [d.textlength(ch, font=font) + tracking * s for ch in text]
+        left = cx - (sum(advances) - tracking * s) / 2
+        for ch, advance in zip(text, advances, strict=True):
+            d.text((left, y * s), ch, font=font, fill=fill)
+            left += advance
     return np.asarray(tex, np.float32)
 
 
@@ -142,7 +174,7 @@ def _wrap(texture: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def _lid_colours(x: np.ndarray, y: np.ndarray, face: np.ndarray) -> np.ndarray:
     """Brushed gold: banded metallic reflections on the side, a brighter top face, fine knurling."""
-    u, diffuse = _cylinder(x, LID_R)
+    u, diffuse = _cylinder(x, LID_R, ambient=0.0)
     theta = np.arcsin(u)
     bands = (
         0.70
@@ -182,8 +214,9 @@ def make_product() -> Image.Image:
     """The jar on its sweep, (WIDTH, HEIGHT) RGB."""
     x, y = _grid(WIDTH, HEIGHT)
     scene = _backdrop(x, y) * (1 - _contact_shadow(WIDTH, HEIGHT))[..., None]
-    body_a = np.asarray(_body_mask(WIDTH, HEIGHT), np.float32)[..., None] / 255
-    body = _body_colours(x, y, _wrap(_label_texture(WIDTH, HEIGHT), x, y))
+    body_mask, lowest = _body(x, y)
+    body_a = body_mask.astype(np.float32)[..., None]
+    body = _body_colours(x, y, lowest, _wrap(_label_texture(WIDTH, HEIGHT), x, y))
     scene = scene * (1 - body_a) + body * body_a
     side, face = _lid_masks(x, y)
     lid_a = (side | face).astype(np.float32)[..., None]
@@ -195,5 +228,5 @@ def make_product() -> Image.Image:
 
 
 if __name__ == "__main__":
-    make_product().save(OUT, quality=92)
+    make_product().save(OUT, quality=92, subsampling=0)  # 4:4:4 keeps the jar's edges crisp
     print(OUT)

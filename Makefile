@@ -10,16 +10,21 @@ $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required" if sys.version_info < (3, 11) else 0)'
 	$(PYTHON) -m venv $(VENV)
 
-# The light install: the classical pipeline, tests' tools. No torch.
+# The light install: the classical pipeline and S3 publishing. No torch, no test tools.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+# Test tools: pytest, ruff, moto's S3 server, prefect-dask.
+$(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
 
 # The AI backends (the tests build tiny models for each). torch first, pinned to a pair that
 # imports together (plain "torch" can pull another multi-GB CUDA build); override TORCH to choose.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
-$(VENV)/.installed-ai: $(VENV)/.installed
+$(VENV)/.installed-ai: $(VENV)/.installed-test
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e ".[test,ai]"
 	touch $@
@@ -34,11 +39,12 @@ example: $(VENV)/.installed
 test: $(VENV)/.installed-ai
 	$(BIN)/python -m pytest
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed-test
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench_pipeline.py
+	$(BIN)/python benchmarks/bench_publish.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

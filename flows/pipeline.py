@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlparse
 
 from prefect import Task, unmapped
 from prefect.context import FlowRunContext
@@ -148,7 +149,9 @@ def submit_product_run(
     product_ref = ingest.submit(request.product.path, request.product.sha256, settings.limits, root, "product image")
     enhanced = enhance.submit(product_ref, settings.enhance, root)
     cutout = cut.submit(enhanced, settings.cutout, root)
-    analysis = analyze.submit(cutout, Path(request.product.path).name, request.prompts, settings.analyze, root)
+    # The analyzer reads the product's name from the file name: a URL product's, not its download's.
+    filename = Path(urlparse(source).path).name if source else Path(request.product.path).name
+    analysis = analyze.submit(cutout, filename, request.prompts, settings.analyze, root)
 
     composites = place.map(
         scenes,
@@ -233,7 +236,7 @@ def publish_product_run(
         run.created_at,
         request.out_dir,
         ProductParts(
-            request.product.path,
+            run.source,
             request.product.sha256,
             run.enhanced.result(),
             run.cutout.result(),

@@ -50,3 +50,43 @@ def test_successful_and_failed_runs_leave_no_temporary_files(
     assert _files(out) == published, "the failed run removed the objects its attempts had written"
     assert sorted(p.name for p in out.iterdir()) == [manifest["run_id"]], "and its (empty) folder"
     assert not [p for p in _files(out, cache) if p.name.endswith(".partial")]
+
+
+def test_campaign_downloads_are_removed_after_success_and_failure(
+    example_product: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Product URLs are downloaded to a temporary folder, which goes when the campaign ends."""
+    import functools
+    import http.server
+    import threading
+
+    from flows.campaign import run_campaign
+
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "bottle.jpg").write_bytes(example_product.read_bytes())
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    try:
+        campaign = {
+            "name": "from-urls",
+            "out": str(tmp_path / "out"),
+            "options": {"size": "384x384"},
+            "products": [{"url": f"{base}/bottle.jpg", "name": "bottle"}, {"url": f"{base}/gone.jpg", "name": "gone"}],
+            "scenes": [{"prompt": "white studio"}],
+        }
+        state = run_campaign(campaign=campaign, return_state=True)
+    finally:
+        server.shutdown()
+    assert state.is_failed(), "the missing URL fails its product"
+    assert _files(temp) == set() and list(temp.iterdir()) == [], "the download folder is gone"
+    (run_dir,) = (tmp_path / "out" / "from-urls").iterdir()
+    manifest = (run_dir / "bottle" / "manifest.json").read_text()
+    assert f"{base}/bottle.jpg" in manifest, "the manifest names the URL, not the temporary copy"
+    assert '"category": "bottle"' in manifest, "the analyzer saw the URL's file name"

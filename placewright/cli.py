@@ -222,10 +222,15 @@ def _run_flow(flow_name: str, parameters: dict, *, progress: FlowProgress) -> di
 
     from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-    if flow_name == "run_campaign":
-        from flows.campaign import run_campaign as flow_to_run
-    else:
-        from flows.place_product import place_product as flow_to_run
+    try:  # importing a flow builds its task runner from the settings (runner.kind)
+        if flow_name == "run_campaign":
+            from flows.campaign import run_campaign as flow_to_run
+        else:
+            from flows.place_product import place_product as flow_to_run
+    except InvalidInput as exc:
+        if local_api is not None:
+            local_api.stop()
+        _fail(str(exc), EXIT_BAD_INPUT)
 
     _mark("prefect_imported")
     updates: dict = {}

@@ -109,3 +109,15 @@ def _assert_refused(result: subprocess.CompletedProcess, workdir: Path) -> None:
     assert result.stdout == ""
     assert not (workdir / "out").exists()
     assert not (workdir / "placewright-out").exists()
+
+
+def test_task_runner_without_its_engine(tmp_path: Path) -> None:
+    """runner.kind=ray without prefect-ray: one line naming what to install, exit 2, nothing written."""
+    import importlib.util
+
+    if importlib.util.find_spec("prefect_ray") is not None:
+        pytest.skip("prefect-ray is installed here")
+    env = {"PLACEWRIGHT_RUNNER__KIND": "ray", "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    result = run_cli(["run", GOOD_PRODUCT(tmp_path)], tmp_path, env=env)
+    _assert_refused(result, tmp_path)
+    assert "needs prefect-ray" in result.stderr

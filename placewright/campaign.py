@@ -179,7 +179,9 @@ class CampaignProduct(_Model):
 
     path: str | None = Field(None, description="Local product photo; absolute once loaded.")
     url: str | None = Field(None, description="http(s) URL of the product photo.")
-    name: str = Field(description="Label used in output names; default: the file stem, slugified.")
+    # Optional in the schema (the UI's form and the API accept a product without it); always set after
+    # validation: the before-validator fills in the file stem.
+    name: str | None = Field(None, description="Label used in output names; default: the file stem, slugified.")
     surface: str | None = Field(None, description="Overrides options.surface for this product.")
 
     @model_validator(mode="before")
@@ -212,8 +214,8 @@ class CampaignProduct(_Model):
 
     @field_validator("name")
     @classmethod
-    def _name(cls, value: str) -> str:
-        if not SLUG_PATTERN.fullmatch(value):
+    def _name(cls, value: str | None) -> str | None:
+        if value is None or not SLUG_PATTERN.fullmatch(value):
             raise ValueError(f"must be 1..{MAX_NAME_CHARS} characters of a-z, 0-9 and '-', got {value!r}")
         return value
 
@@ -363,7 +365,7 @@ def campaign_jobs(spec: CampaignSpec) -> list[CampaignJob]:
     return [
         CampaignJob(
             product_index=index,
-            product_name=product.name,
+            product_name=str(product.name),
             product=product.source,
             surface=product.surface if product.surface is not None else spec.options.surface,
             prompts=list(prompts),

@@ -31,8 +31,14 @@ logger = logging.getLogger(__name__)
 _PROTOCOL_PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs"}
 # Object stores that sign GET URLs (fsspec's ``sign`` / s3fs's ``url``).
 _SIGNING_PROTOCOLS = ("s3", "s3a", "gs", "gcs")
-# botocore timeouts: an unreachable endpoint fails in seconds, not minutes.
-_S3_CONFIG = {"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 2, "mode": "standard"}}
+# botocore timeouts: an unreachable endpoint fails in seconds, not minutes. SigV4 for presigned URLs:
+# botocore may otherwise sign them with SigV2, which newer AWS regions and many S3-compatible stores refuse.
+_S3_CONFIG = {
+    "connect_timeout": 5,
+    "read_timeout": 60,
+    "retries": {"max_attempts": 2, "mode": "standard"},
+    "signature_version": "s3v4",
+}
 
 
 def protocol_of(url: str) -> str:

@@ -24,7 +24,14 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import as_completed
 
 from flows.artifacts import VariantProgress, is_browsable
-from flows.pipeline import ProductRun, publish_product_run, run_identity, submit_product_run, variant_failures
+from flows.pipeline import (
+    ProductRun,
+    publish_product_run,
+    result_storage,
+    run_identity,
+    submit_product_run,
+    variant_failures,
+)
 from flows.runners import task_runner_from_settings
 from placewright.campaign import CampaignJob, CampaignSpec, campaign_jobs, fetch_product, load_campaign
 from placewright.errors import InvalidInput, PlacewrightError
@@ -88,6 +95,7 @@ def run_campaign(
         spec.variants_per_product,
     )
     outcomes: list[ProductOutcome] = []
+    storage = result_storage(out, settings)  # once for every product (a block save for remote stores)
     with tempfile.TemporaryDirectory(prefix="placewright-campaign-") as downloads:
         for job in campaign_jobs(spec):
             outcome = ProductOutcome(job)
@@ -117,6 +125,7 @@ def run_campaign(
                 created_at=created_at,
                 refresh=refresh,
                 source=job.product,
+                storage=storage,
             )
         progress = VariantProgress(run_id, total=spec.variant_count)
         for _ in range(sum(spec.variants_per_product for o in outcomes if o.run is None)):

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlparse
 
 from prefect import Task, unmapped
@@ -110,13 +111,17 @@ def submit_product_run(
     created_at: str,
     refresh: bool = False,
     source: str | None = None,
+    storage: WritableFileSystem | Path | Literal["auto"] | None = "auto",
 ) -> ProductRun:
     """Submit every stage of one product's run; returns at once with the futures.
 
-    ``source`` is how the manifest names the product (default: its path).
+    ``source`` is how the manifest names the product (default: its path). ``storage`` is the
+    result storage from :func:`result_storage` when the caller already has it (a campaign
+    resolves it once for all its products).
     """
     root = intermediates_url(request.out_dir, settings.storage, settings.cache_dir)
-    storage = result_storage(request.out_dir, settings)
+    if storage == "auto":
+        storage = result_storage(request.out_dir, settings)
     ingest, enhance, cut, analyze, scene, locate, place, relight = (
         configured(t, settings, refresh, storage)
         for t in (

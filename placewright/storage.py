@@ -155,23 +155,12 @@ class Location:
         """Write one object atomically; returns False (and writes nothing) if it already holds these bytes."""
         if self.holds(item.key, item.data):
             return False
-        path = self.path(item.key)
-        if self.local:
-            self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-            partial = f"{path}.{uuid.uuid4().hex[:8]}.partial"
-            try:
-                self.fs.pipe_file(partial, item.data)
-                self.fs.mv(partial, path)
-            finally:
-                if self.fs.exists(partial):
-                    self.fs.rm(partial)
-        elif self.protocol in ("s3", "s3a"):
+        headers = {}
+        if self.protocol in ("s3", "s3a"):
             headers = {"ContentType": item.content_type}
             if item.cache_control:
                 headers["CacheControl"] = item.cache_control
-            self.fs.pipe_file(path, item.data, **headers)
-        else:
-            self.fs.pipe_file(path, item.data)
+        write_atomically(self.fs, self.path(item.key), item.data, local=self.local, **headers)
         return True
 
     def read_quietly(self, key: str) -> bytes | None:
@@ -240,6 +229,25 @@ class Location:
         if self.protocol in ("s3", "s3a"):
             return self.fs.url(path, expires=expiry)
         return self.fs.sign(path, expiration=expiry)
+
+
+def write_atomically(fs: fsspec.AbstractFileSystem, path: str, data: bytes, *, local: bool, **put_options: Any) -> None:
+    """Write ``data`` to ``path`` so that readers see the whole file or nothing.
+
+    Local files are written under a temporary name and renamed (removed on failure); an object
+    store's PUT is atomic already. ``put_options`` go to the PUT (S3: ContentType, CacheControl).
+    """
+    if not local:
+        fs.pipe_file(path, data, **put_options)
+        return
+    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    partial = f"{path}.{uuid.uuid4().hex[:8]}.partial"
+    try:
+        fs.pipe_file(partial, data)
+        fs.mv(partial, path)
+    finally:
+        if fs.exists(partial):
+            fs.rm(partial)
 
 
 def open_location(url: str, settings: StorageSettings) -> Location:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +18,7 @@ import fsspec
 import numpy as np
 
 from placewright.errors import StageFailed
+from placewright.storage import write_atomically
 
 
 @dataclass(frozen=True)
@@ -64,17 +64,7 @@ class BlobStore:
         if not self.fs.exists(path):
             buffer = io.BytesIO()
             np.save(buffer, np.ascontiguousarray(pixels), allow_pickle=False)
-            if self.protocol in ("file", "local"):
-                self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-                partial = f"{path}.{uuid.uuid4().hex}.partial"
-                try:
-                    self.fs.pipe_file(partial, buffer.getvalue())
-                    self.fs.mv(partial, path)
-                finally:
-                    if self.fs.exists(partial):
-                        self.fs.rm(partial)
-            else:  # an object store's PUT is atomic already
-                self.fs.pipe_file(path, buffer.getvalue())
+            write_atomically(self.fs, path, buffer.getvalue(), local=self.protocol in ("file", "local"))
         channels = 1 if pixels.ndim == 2 else int(pixels.shape[2])
         return ImageRef(self._uri(path), sha, int(pixels.shape[1]), int(pixels.shape[0]), channels)
 

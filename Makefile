@@ -16,10 +16,17 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-# Test tools: pytest, ruff, moto's S3 server, prefect-dask.
+# Test tools: pytest, ruff, moto's S3 server, prefect-dask, playwright.
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
+
+# The browser the UI tests drive: Debian's Chromium (playwright's own download cannot reach its host here).
+CHROMIUM ?= /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; \
+	else echo "the UI tests need Chromium: apt-get install -y chromium (as root)" >&2; exit 1; fi
 
 # The AI backends (the tests build tiny models for each). torch first, pinned to a pair that
 # imports together (plain "torch" can pull another multi-GB CUDA build); override TORCH to choose.
@@ -36,7 +43,7 @@ example: $(VENV)/.installed
 		--prompt "rustic wooden table, warm evening light" \
 		--out $(OUT)
 
-test: $(VENV)/.installed-ai
+test: $(VENV)/.installed-ai $(CHROMIUM)
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-test

@@ -41,8 +41,10 @@ from placewright.enhance import enhance  # noqa: E402
 from placewright.harmonize import harmonize  # noqa: E402
 from placewright.imageio import encode_image, load_image  # noqa: E402
 from placewright.locate import locate  # noqa: E402
+from placewright.manifest import Manifest  # noqa: E402
 from placewright.scene import generate_scene  # noqa: E402
 from placewright.settings import Settings  # noqa: E402
+from placewright.stages import stages  # noqa: E402
 from placewright.types import Size  # noqa: E402
 
 PRODUCT = ROOT / "examples" / "olive-oil-bottle.jpg"
@@ -80,18 +82,25 @@ def product_stages(settings: Settings) -> tuple[dict[str, float], object, object
 def variant_stages(settings: Settings, index: int, cut: object, analysis: object) -> dict[str, float]:
     times: dict[str, float] = {}
     scene, times["scene"] = _timed(
-        lambda: generate_scene(PROMPTS[index % len(PROMPTS)], size=SIZE, seed=index, options=settings.scene)
+        lambda: generate_scene(
+            PROMPTS[index % len(PROMPTS)], size=SIZE, seed=index, surface=settings.surface, options=settings.scene
+        )
     )
     located, times["locate"] = _timed(
-        lambda: locate(scene.image, phrase="table", known=scene.surface, options=settings.locate)
+        lambda: locate(scene.image, phrase=settings.surface, known=scene.surface, options=settings.locate)
     )
     placed, times["composite"] = _timed(
         lambda: composite(
-            scene.image, cut.rgba, surface=located.surface, analysis=analysis.analysis, options=settings.composite
+            scene.image,
+            cut.rgba,
+            surface=located.surface,
+            analysis=analysis.analysis,
+            surface_phrase=settings.surface,
+            options=settings.composite,
         )
     )
     final, times["harmonize"] = _timed(
-        lambda: harmonize(placed.image, placed.product_alpha, options=settings.harmonize)
+        lambda: harmonize(placed.image, placed.product_alpha, seed=index, prompt=None, options=settings.harmonize)
     )
     _, times["encode webp"] = _timed(lambda: encode_image(final.image, "webp", quality=settings.output.quality))
     return times
@@ -140,29 +149,27 @@ def table_flow(tmp: Path) -> None:
     api = LocalApi().start()  # stopped at exit, after Prefect has flushed its logs to it
     api.wait_ready()
     from flows.place_product import place_product
+    from placewright.request import RunRequest
 
-    def run(n: int, **extra: object) -> tuple[dict, float]:
-        kwargs = dict(prompts=PROMPTS[:n], size=str(SIZE), out=str(tmp / f"flow-{n}"))
-        return _timed(lambda: place_product(str(PRODUCT), **kwargs, **extra))  # type: ignore[return-value]
+    def run(n: int, refresh: bool = False) -> tuple[Manifest, float]:
+        request = RunRequest(product=str(PRODUCT), prompts=PROMPTS[:n], size=SIZE, out=str(tmp / f"flow-{n}"))
+        return _timed(lambda: place_product(request, refresh=refresh))  # type: ignore[return-value]
 
     table = Table(title=f"3. Prefect flow at {SIZE}, server already running")
     for column in ("variants", "computed s", "cached s", "sum of stage seconds"):
         table.add_column(column, justify="right")
+    product_stages = {s.name for s in stages("product")}
+    variant_stages = {s.name for s in stages("variant")}
     with temporary_settings({PREFECT_API_URL: api.url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         _, first = run(1, refresh=True)
         for n in (1, 8):
             manifest, computed = run(n, refresh=True)
             _, cached = run(n)
-            stage_sum = sum(
-                s["seconds"] for v in manifest["variants"] for k, s in v["stages"].items() if k in _VARIANT_STAGES
-            ) + sum(manifest["variants"][0]["stages"][k]["seconds"] for k in _PRODUCT_STAGES)
+            per_variant = sum(r.seconds for v in manifest.variants for k, r in v.stages.items() if k in variant_stages)
+            stage_sum = per_variant + sum(manifest.variants[0].stages[k].seconds for k in product_stages)
             table.add_row(str(n), f"{computed:.2f}", f"{cached:.2f}", f"{stage_sum:.2f}")
     table.caption = f"first flow run in a new process (1 variant, computed): {first:.2f} s"
     console.print(table)
-
-
-_PRODUCT_STAGES = ("enhance", "cutout", "analyze")
-_VARIANT_STAGES = ("scene", "locate", "composite", "harmonize")
 
 
 def _cli(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, dict[str, float]]:

@@ -23,11 +23,13 @@ import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from placewright.analyze import Analysis  # noqa: E402
 from placewright.backends import StageRecord  # noqa: E402
-from placewright.publish import ProductOutput, VariantOutput, publish_run  # noqa: E402
+from placewright.publish import FinishedVariant, publish_run  # noqa: E402
+from placewright.request import Product, Variant  # noqa: E402
 from placewright.settings import OutputSettings, StorageSettings  # noqa: E402
 from placewright.storage import open_location  # noqa: E402
-from placewright.types import Box  # noqa: E402
+from placewright.types import Box, Surface  # noqa: E402
 
 SIDE = 1024
 
@@ -41,26 +43,21 @@ def _photo_like(seed: int) -> np.ndarray:
     return np.clip(base + texture, 0, 255).astype(np.uint8)
 
 
-def _run(n: int) -> tuple[ProductOutput, list[VariantOutput]]:
+def _run(n: int) -> tuple[dict, list[FinishedVariant]]:
     cutout = np.zeros((600, 300, 4), np.uint8)
     cutout[50:550, 50:250] = (30, 120, 60, 255)
-    product = ProductOutput(
-        "bottle.png",
-        "0" * 64,
-        cutout,
-        {"name": "bottle", "category": "bottle", "size_fraction": 0.4, "aspect": 2.0, "backend": "heuristic"},
-        {},
-    )
+    product = {
+        "product": Product(source="bottle.png", sha256="0" * 64),
+        "cutout": cutout,
+        "analysis": Analysis(name="bottle", category="bottle", size_fraction=0.4, aspect=2.0),
+    }
     variants = [
-        VariantOutput(
-            i,
-            i,
-            _photo_like(i),
-            Box(400, 300, 600, 800),
-            None,
-            800,
-            {"scene": StageRecord("p", 0.1)},
-            prompt=f"scene {i}",
+        FinishedVariant(
+            variant=Variant(index=i, seed=i, prompt=f"scene {i}", background=None),
+            image=_photo_like(i),
+            product_box=Box(400, 300, 600, 800),
+            surface=Surface(line_y=800, center_x=500, box=None, backend="band"),
+            stages={"scene": StageRecord("p", 0.1)},
         )
         for i in range(n)
     ]
@@ -75,7 +72,7 @@ def _publish(url: str, run: str, n: int, data) -> tuple[float, int]:
         run_path=run,
         run_id=run,
         created_at="2026-11-22T00:00:00+00:00",
-        product=product,
+        **product,
         variants=variants,
         output=OutputSettings(),
     )

@@ -15,8 +15,10 @@ from flows.place_product import place_product
 
 DEPLOYMENT_NAME = "place-product-local"
 EXAMPLE_PARAMETERS = {
-    "product": "examples/olive-oil-bottle.jpg",
-    "prompts": ["sunlit marble kitchen counter, morning light", "rustic wooden table, warm evening light"],
+    "request": {
+        "product": "examples/olive-oil-bottle.jpg",
+        "prompts": ["sunlit marble kitchen counter, morning light", "rustic wooden table, warm evening light"],
+    }
 }
 
 
@@ -31,10 +33,13 @@ def build() -> RunnerDeployment:
 
 
 def build_campaign() -> RunnerDeployment:
-    """The campaign deployment, running the bundled example campaign by default."""
+    """The campaign deployment: no default parameters, so its run form holds only what the user fills in.
+
+    Run the bundled example with
+    ``prefect deployment run campaign/campaign-local -p campaign_file=examples/campaign.yaml``.
+    """
     return run_campaign.to_deployment(
         name="campaign-local",
-        parameters={"campaign_file": "examples/campaign.yaml"},
         tags=["placewright", "campaign"],
         description="Every product of a campaign in every scene; served from a local process.",
     )

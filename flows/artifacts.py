@@ -18,6 +18,9 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
+from placewright.manifest import Manifest
+from placewright.request import Variant
+
 SUMMARY_KEY = "place-product-run"
 TABLE_KEY = "place-product-variants"
 
@@ -47,50 +50,50 @@ def is_browsable(url: str | None) -> bool:
     return bool(url) and str(url).startswith(("http://", "https://"))
 
 
-def variant_rows(manifest: dict) -> list[dict]:
+def scene_label(variant: Variant) -> str:
+    """How a variant's scene is shown: its prompt, or ``background <path>``."""
+    return variant.prompt if variant.prompt is not None else f"background {variant.background}"
+
+
+def variant_rows(manifest: Manifest) -> list[dict]:
     """One table row per variant: index, scene, backends, seconds, URL."""
-    rows = []
-    for variant in manifest["variants"]:
-        stages = variant["stages"]
-        rows.append(
-            {
-                "variant": variant["index"],
-                "scene": variant["prompt"] if variant["prompt"] is not None else f"background {variant['background']}",
-                "backends": ", ".join(f"{stage}: {s['backend']}" for stage, s in stages.items()),
-                "seconds": round(sum(s["seconds"] for s in stages.values()), 2),
-                "url": variant["url"],
-            }
-        )
-    return rows
+    return [
+        {
+            "variant": variant.index,
+            "scene": scene_label(variant),
+            "backends": ", ".join(f"{stage}: {record.backend}" for stage, record in variant.stages.items()),
+            "seconds": round(sum(record.seconds for record in variant.stages.values()), 2),
+            "url": variant.url,
+        }
+        for variant in manifest.variants
+    ]
 
 
-def report_run(manifest: dict, manifest_url: str) -> None:
+def report_run(manifest: Manifest, manifest_url: str) -> None:
     """Create the image, table and summary artifacts of a published run."""
-    run_id = manifest["run_id"]
-    for variant in manifest["variants"]:
-        url = variant.get("preview_url") or variant["url"]
+    run_id = manifest.run_id
+    for variant in manifest.variants:
+        url = variant.preview_url or variant.url
         if is_browsable(url):
-            create_image_artifact(
-                image_url=url, description=f"run {run_id}, variant {variant['index']}: {variant['image']}"
-            )
+            create_image_artifact(image_url=url, description=f"run {run_id}, variant {variant.index}: {variant.image}")
     create_table_artifact(table=variant_rows(manifest), key=TABLE_KEY, description=f"place-product run {run_id}")
-    analysis = manifest["product"]["analysis"]
+    analysis = manifest.product.analysis
     lines = [
         f"# Run {run_id}",
         "",
-        f"Product: `{manifest['product']['source']}` ({analysis['name']}, {analysis['category']}, "
-        f"size fraction {analysis['size_fraction']:.2f})",
+        f"Product: `{manifest.product.source}` ({analysis.name}, {analysis.category}, "
+        f"size fraction {analysis.size_fraction:.2f})",
         "",
-        f"Run folder: `{manifest['location']}`  ",
-        f"Manifest: [{'manifest.json'}]({manifest_url})",
+        f"Run folder: `{manifest.location}`  ",
+        f"Manifest: [manifest.json]({manifest_url})",
         "",
         "| # | scene | image | backends |",
         "|---|---|---|---|",
     ]
-    for row, variant in zip(variant_rows(manifest), manifest["variants"], strict=True):
-        image = f"[{variant['image']}]({variant['url']})"
-        if is_browsable(variant.get("preview_url")):
-            image = f"[![{variant['image']}]({variant['preview_url']})]({variant['url']})"
+    for row, variant in zip(variant_rows(manifest), manifest.variants, strict=True):
+        image = f"[{variant.image}]({variant.url})"
+        if is_browsable(variant.preview_url):
+            image = f"[![{variant.image}]({variant.preview_url})]({variant.url})"
         lines.append(f"| {row['variant']} | {row['scene']} | {image} | {row['backends']} |")
     create_markdown_artifact(
         key=SUMMARY_KEY, markdown="\n".join(lines) + "\n", description=f"place-product run {run_id}"

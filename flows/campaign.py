@@ -1,29 +1,31 @@
 """The ``campaign`` flow: every product of a campaign in every scene, published under one run.
 
-Outputs go under ``<out>/<campaign name>/<run_id>/``: one folder per product (its images and
-``manifest.json``, as place-product writes them) and ``campaign.json``, the summary, written
-last. All products' stages are submitted at once and run side by side on the task runner.
+A campaign expands into one run request per product (:meth:`CampaignSpec.requests`: the same
+contract as ``place-product``'s). Outputs go under ``<out>/<campaign name>/<run_id>/``: one folder
+per product (its images and ``manifest.json``, as place-product writes them) and ``campaign.json``,
+the :class:`~placewright.manifest.CampaignSummary`, written last. All products' stages are
+submitted at once and run side by side on the task runner.
 
-**Final state.** A broken product (an unreadable file, a URL that fails) or a failed variant
-does not stop the others: what finished is published and the summary lists what failed and why.
-The flow run ends **Completed** only when every variant of every product was published; otherwise
-it ends **Failed** (after publishing what it could), so the dashboard shows it and a Retry
-re-runs only what had not finished: the stages that had are Cached, published objects are not
-written again.
+**Final state.** A broken product (an unreadable file, a URL that fails, a product the cut-out
+refuses) or a failed variant does not stop the others: what finished is published and the summary
+lists what failed and why. The flow run ends **Completed** only when every variant of every product
+was published; otherwise it ends **Failed** (after publishing what it could), so the dashboard shows
+it and a Retry re-runs only what had not finished: the stages that had are Cached, published
+objects are not written again.
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import as_completed
 
-from flows.artifacts import VariantProgress, is_browsable
+from flows.artifacts import VariantProgress, is_browsable, scene_label
 from flows.pipeline import (
     ProductRun,
     publish_product_run,
@@ -33,9 +35,11 @@ from flows.pipeline import (
     variant_failures,
 )
 from flows.runners import task_runner_from_settings
-from placewright.campaign import CampaignJob, CampaignSpec, campaign_jobs, fetch_product, load_campaign
-from placewright.errors import InvalidInput, PlacewrightError
-from placewright.request import build_request
+from placewright.campaign import CampaignProduct, CampaignSpec, load_campaign, parse_campaign
+from placewright.errors import InvalidInput, PlacewrightError, first_line
+from placewright.manifest import CampaignSummary, ProductOutcome, VariantOutcome, to_json
+from placewright.plan import list_variants, plan_run, with_defaults
+from placewright.request import RunRequest
 from placewright.settings import Settings, get_settings
 from placewright.storage import StoredObject, open_location
 
@@ -49,23 +53,26 @@ class CampaignIncomplete(PlacewrightError):
 
 
 @dataclass
-class ProductOutcome:
-    """What became of one product of the campaign."""
+class ProductJob:
+    """One product of the campaign on its way: its request, its submitted run, what became of it."""
 
-    job: CampaignJob
+    line: CampaignProduct
+    request: RunRequest
     error: str | None = None  # the product itself failed (no variant was made)
     run: ProductRun | None = None
     failures: dict[int, str] = field(default_factory=dict)
-    manifest: dict | None = None
+    manifest: str | None = None
     manifest_url: str | None = None
+    published: dict[int, tuple[str, str]] = field(default_factory=dict)  # variant index -> (image, url)
 
 
-@flow(name="campaign", task_runner=task_runner_from_settings())
+# validate_parameters=False: the campaign is checked inside (field paths in one-line messages).
+@flow(name="campaign", task_runner=task_runner_from_settings(), validate_parameters=False)
 def run_campaign(
     campaign: CampaignSpec | None = None,
     campaign_file: str | None = None,
     refresh: bool = False,
-) -> dict:
+) -> CampaignSummary:
     """Run a campaign: every product in every scene; returns the summary (also written as campaign.json).
 
     Args:
@@ -94,186 +101,159 @@ def run_campaign(
         len(spec.products),
         spec.variants_per_product,
     )
-    outcomes: list[ProductOutcome] = []
+    jobs = [ProductJob(line, request) for line, request in spec.requests()]
     storage = result_storage(out, settings)  # once for every product (a block save for remote stores)
     with tempfile.TemporaryDirectory(prefix="placewright-campaign-") as downloads:
-        for job in campaign_jobs(spec):
-            outcome = ProductOutcome(job)
-            outcomes.append(outcome)
+        for job in jobs:
             try:
-                path = _local_copy(job.product, Path(downloads), settings)
-                request = build_request(
-                    path,
-                    prompts=job.prompts,
-                    backgrounds=job.backgrounds,
-                    surface=job.surface,
-                    size=spec.options.size,
-                    seed=job.seed,
-                    format=spec.options.format,
-                    out=out,
-                    settings=settings,
-                )
+                plan = plan_run(job.request, settings, downloads=Path(downloads) / str(job.line.name))
             except InvalidInput as exc:
-                outcome.error = str(exc)
-                logger.error("product %s: %s", job.product_name, exc)
+                job.error = str(exc)
+                logger.error("product %s: %s", job.line.name, exc)
                 continue
-            outcome.run = submit_product_run(
-                request,
+            job.run = submit_product_run(
+                plan,
                 settings,
                 run_id=run_id,
-                run_path=f"{run_path}/{job.product_name}",
+                run_path=f"{run_path}/{job.line.name}",
                 created_at=created_at,
                 refresh=refresh,
-                source=job.product,
                 storage=storage,
             )
         progress = VariantProgress(run_id, total=spec.variant_count)
-        for _ in range(sum(spec.variants_per_product for o in outcomes if o.run is None)):
+        for _ in range(sum(spec.variants_per_product for job in jobs if job.run is None)):
             progress.variant_finished()  # a broken product's variants are done: they failed
-        for _ in as_completed([f for o in outcomes if o.run is not None for f in o.run.finals]):
+        for _ in as_completed([f for job in jobs if job.run is not None for f in job.run.finals]):
             progress.variant_finished()
-        for outcome in outcomes:
-            _publish(outcome, settings)
-    summary = _summary(spec, run_id, created_at, location.uri(run_path), outcomes)
+        for job in jobs:
+            _publish(job, settings)
+    summary = _summary(spec, jobs, run_id, created_at, location.uri(run_path), settings)
     location.write(
         StoredObject(
             f"{run_path}/{SUMMARY_NAME}",
-            (json.dumps(summary, indent=2, ensure_ascii=False) + "\n").encode(),
+            to_json(summary).encode(),
             "application/json",
             settings.storage.manifest_cache_control,
         )
     )
     _report(summary, location.url_for(f"{run_path}/{SUMMARY_NAME}"))
-    if summary["failed_variants"]:
+    if summary.failed_variants:
         raise CampaignIncomplete(
-            f"campaign {spec.name}: {summary['published_variants']} of {summary['variants']} variant(s) published; "
-            f"failed: {_failure_line(summary)} (summary: {summary['location']}/{SUMMARY_NAME})"
+            f"campaign {spec.name}: {summary.published_variants} of {summary.variants} variant(s) published; "
+            f"failed: {_failure_line(summary)} (summary: {summary.location}/{SUMMARY_NAME})"
         )
     return summary
 
 
-def _campaign(campaign: CampaignSpec | None, campaign_file: str | None) -> CampaignSpec:
+def _campaign(campaign: CampaignSpec | dict[str, Any] | None, campaign_file: str | None) -> CampaignSpec:
     if (campaign is None) == (campaign_file is None):
         raise InvalidInput("give either campaign or campaign_file (exactly one)")
-    return campaign if campaign is not None else load_campaign(str(campaign_file))
+    if campaign_file is not None:
+        return load_campaign(campaign_file)
+    if isinstance(campaign, CampaignSpec):
+        return campaign
+    return parse_campaign(campaign, base_dir=Path.cwd(), source="campaign")  # type: ignore[arg-type]
 
 
-def _local_copy(product: str, downloads: Path, settings: Settings) -> str:
-    """A local path for the product: itself, or a downloaded copy of a URL (removed with ``downloads``)."""
-    if not product.startswith(("http://", "https://")):
-        return product
-    fetched = fetch_product(
-        product, downloads, max_bytes=settings.limits.max_file_bytes, timeout_s=settings.limits.download_timeout_s
-    )
-    return str(fetched)
-
-
-def _publish(outcome: ProductOutcome, settings: Settings) -> None:
-    run = outcome.run
+def _publish(job: ProductJob, settings: Settings) -> None:
+    run = job.run
     if run is None:
         return
-    outcome.failures = variant_failures(run)
-    if len(outcome.failures) == len(run.specs):
+    job.failures = variant_failures(run)
+    if len(job.failures) == len(run.plan.variants):
         return  # nothing to publish
     try:
-        published = publish_product_run(run, settings, skip=set(outcome.failures))
+        published = publish_product_run(run, settings, skip=frozenset(job.failures))
     except Exception as exc:  # publishing itself failed (after its retries): every variant is lost
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        outcome.failures = {spec.index: outcome.failures.get(spec.index, f"publish: {reason}") for spec in run.specs}
+        reason = first_line(exc)
+        job.failures = {v.index: job.failures.get(v.index, f"publish: {reason}") for v in run.plan.variants}
         return
-    outcome.manifest = published["manifest"]
-    outcome.manifest_url = published["manifest_url"]
+    job.manifest = f"{job.line.name}/manifest.json"
+    job.manifest_url = published.manifest_url
+    job.published = {v.index: (v.image, v.url) for v in published.manifest.variants}
 
 
-def _summary(spec: CampaignSpec, run_id: str, created_at: str, location: str, outcomes: list[ProductOutcome]) -> dict:
+def _summary(
+    spec: CampaignSpec, jobs: list[ProductJob], run_id: str, created_at: str, location: str, settings: Settings
+) -> CampaignSummary:
     products = []
-    for outcome in outcomes:
-        published = {v["index"]: v for v in (outcome.manifest or {}).get("variants", [])}
-        variants = []
-        for index, (prompt, background) in enumerate(_scenes_of(outcome.job)):
-            entry = {"index": index, "prompt": prompt, "background": background}
-            if index in published:
-                entry |= {"status": "published", "image": published[index]["image"], "url": published[index]["url"]}
+    for job in jobs:
+        variants = job.run.plan.variants if job.run else list_variants(with_defaults(job.request, settings), settings)
+        outcomes = []
+        for variant in variants:
+            if variant.index in job.published:
+                image, url = job.published[variant.index]
+                outcomes.append(VariantOutcome(**dict(variant), status="published", image=image, url=url))
             else:
-                reason = outcome.error if outcome.error else outcome.failures.get(index, "not run")
-                entry |= {"status": "failed", "error": reason}
-            variants.append(entry)
+                error = job.error or job.failures.get(variant.index, "not run")
+                outcomes.append(VariantOutcome(**dict(variant), status="failed", error=error))
         products.append(
-            {
-                "name": outcome.job.product_name,
-                "source": outcome.job.product,
-                "status": "failed" if outcome.error else ("published" if not outcome.failures else "incomplete"),
-                "error": outcome.error,
-                "manifest": f"{outcome.job.product_name}/manifest.json" if outcome.manifest else None,
-                "manifest_url": outcome.manifest_url,
-                "variants": variants,
-            }
-        )
-    total = sum(len(p["variants"]) for p in products)
-    done = sum(v["status"] == "published" for p in products for v in p["variants"])
-    return {
-        "campaign": spec.name,
-        "run_id": run_id,
-        "created_at": created_at,
-        "location": location,
-        "status": "completed" if done == total else "incomplete",
-        "variants": total,
-        "published_variants": done,
-        "failed_variants": total - done,
-        "products": products,
-    }
-
-
-def _scenes_of(job: CampaignJob) -> list[tuple[str | None, str | None]]:
-    """Variant index -> (prompt, background), in the order the pipeline numbers them."""
-    return [(p, None) for p in job.prompts] + [(None, b) for b in job.backgrounds]
-
-
-def _failure_line(summary: dict) -> str:
-    parts = []
-    for product in summary["products"]:
-        if product["error"]:
-            parts.append(f"{product['name']} ({product['error']})")
-            continue
-        failed = [v for v in product["variants"] if v["status"] == "failed"]
-        if failed:
-            parts.append(
-                f"{product['name']} variant(s) {', '.join(str(v['index']) for v in failed)} ({failed[0]['error']})"
+            ProductOutcome(
+                name=str(job.line.name),
+                source=job.line.source,
+                status="failed" if job.error else ("published" if not job.failures else "incomplete"),
+                error=job.error,
+                manifest=job.manifest,
+                manifest_url=job.manifest_url,
+                variants=outcomes,
             )
+        )
+    total = sum(len(p.variants) for p in products)
+    done = sum(v.status == "published" for p in products for v in p.variants)
+    return CampaignSummary(
+        campaign=spec.name,
+        run_id=run_id,
+        created_at=created_at,
+        location=location,
+        status="completed" if done == total else "incomplete",
+        variants=total,
+        published_variants=done,
+        failed_variants=total - done,
+        products=products,
+    )
+
+
+def _failure_line(summary: CampaignSummary) -> str:
+    parts = []
+    for product in summary.products:
+        if product.error:
+            parts.append(f"{product.name} ({product.error})")
+            continue
+        failed = [v for v in product.variants if v.status == "failed"]
+        if failed:
+            parts.append(f"{product.name} variant(s) {', '.join(str(v.index) for v in failed)} ({failed[0].error})")
     return "; ".join(parts)
 
 
-def _report(summary: dict, summary_url: str) -> None:
+def _report(summary: CampaignSummary, summary_url: str) -> None:
     """A table of every variant (status, URL or reason) and a markdown summary of the campaign."""
     rows = [
         {
-            "product": product["name"],
-            "variant": variant["index"],
-            "scene": variant["prompt"] if variant["prompt"] is not None else f"background {variant['background']}",
-            "status": variant["status"],
-            "url or error": variant.get("url") or variant.get("error"),
+            "product": product.name,
+            "variant": variant.index,
+            "scene": scene_label(variant),
+            "status": variant.status,
+            "url or error": variant.url or variant.error,
         }
-        for product in summary["products"]
-        for variant in product["variants"]
+        for product in summary.products
+        for variant in product.variants
     ]
-    create_table_artifact(table=rows, key=TABLE_KEY, description=f"campaign {summary['campaign']} {summary['run_id']}")
+    create_table_artifact(table=rows, key=TABLE_KEY, description=f"campaign {summary.campaign} {summary.run_id}")
     lines = [
-        f"# Campaign {summary['campaign']}: {summary['status']}",
+        f"# Campaign {summary.campaign}: {summary.status}",
         "",
-        f"Run `{summary['run_id']}`: {summary['published_variants']} of {summary['variants']} variant(s) published "
-        f"to `{summary['location']}` ([campaign.json]({summary_url})).",
+        f"Run `{summary.run_id}`: {summary.published_variants} of {summary.variants} variant(s) published "
+        f"to `{summary.location}` ([campaign.json]({summary_url})).",
         "",
         "| product | status | published | failed: why |",
         "|---|---|---|---|",
     ]
-    for product in summary["products"]:
-        published = [v for v in product["variants"] if v["status"] == "published"]
-        failed = [v for v in product["variants"] if v["status"] == "failed"]
-        shown = ", ".join(
-            f"[{v['index']}]({v['url']})" if is_browsable(v["url"]) else str(v["index"]) for v in published
-        )
-        why = "; ".join(sorted({str(v["error"]) for v in failed})) or "-"
-        lines.append(f"| {product['name']} | {product['status']} | {shown or '-'} | {why} |")
+    for product in summary.products:
+        published = [v for v in product.variants if v.status == "published"]
+        failed = [v for v in product.variants if v.status == "failed"]
+        shown = ", ".join(f"[{v.index}]({v.url})" if is_browsable(v.url) else str(v.index) for v in published)
+        why = "; ".join(sorted({str(v.error) for v in failed})) or "-"
+        lines.append(f"| {product.name} | {product.status} | {shown or '-'} | {why} |")
     create_markdown_artifact(
-        key=SUMMARY_KEY, markdown="\n".join(lines) + "\n", description=f"campaign {summary['campaign']}"
+        key=SUMMARY_KEY, markdown="\n".join(lines) + "\n", description=f"campaign {summary.campaign}"
     )

@@ -1,19 +1,28 @@
-"""One product's task graph, shared by the place-product and campaign flows.
+"""One product's task graph, built from the stage table and shared by the place-product and campaign flows.
 
-:func:`submit_product_run` submits every stage of one product (enhance, cut out and analyze
-once; scene, locate, composite and harmonize mapped over the variants) without waiting, so a
-campaign's products run side by side on the flow's task runner. :func:`variant_failures` says
-which variants failed and where; :func:`publish_product_run` publishes the ones that finished.
+:func:`submit_product_run` submits every stage of :data:`placewright.stages.STAGES` for one planned
+product without waiting, so a campaign's products run side by side on the flow's task runner:
+product stages once, variant stages mapped over the variants. Each task receives its inputs by
+parameter name (:func:`stage_arguments`): an earlier stage's name gets that stage's output,
+``options`` the stage's settings section, the other names the run's values. Stages that need no
+product stage (a generated scene) are submitted first, so they run while the product is cut out.
+
+:func:`variant_failures` says which variants failed and where, :func:`raise_first_failure`
+re-raises the earliest failure as it was raised (bad input stays bad input), and
+:func:`publish_product_run` publishes what finished.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
+import inspect
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 from prefect import Task, unmapped
@@ -21,43 +30,35 @@ from prefect.context import FlowRunContext
 from prefect.filesystems import RemoteFileSystem, WritableFileSystem
 from prefect.futures import PrefectFuture
 
-from placewright.publish import new_run_id
-from placewright.request import RunRequest
+from placewright.errors import first_line
+from placewright.plan import RunPlan
+from placewright.publish import PublishedRun, new_run_id
 from placewright.settings import Settings
+from placewright.stages import VARIANT_VALUES, Stage, stages
 from placewright.storage import intermediates_url, is_local, results_url, storage_options
-from tasks.analyze import analyze_product
-from tasks.composite import composite_variant
-from tasks.cutout import cut_out_product
-from tasks.enhance import enhance_product
-from tasks.harmonize import harmonize_variant
 from tasks.ingest import ingest_image
-from tasks.locate import locate_surface
-from tasks.publish import ProductParts, VariantParts, publish_outputs
-from tasks.refs import VariantSpec
-from tasks.scene import make_scene
-
-VARIANT_STAGES = ("scene", "locate", "composite", "harmonize")
+from tasks.publish import publish_outputs
 
 
 @dataclass
 class ProductRun:
-    """The submitted graph of one product: futures, and where it will be published."""
+    """The submitted graph of one product: its futures, and where it will be published.
 
-    request: RunRequest
-    source: str  # the product as the user named it (a URL product is read from a downloaded copy)
+    ``outputs`` maps each stage's name to its future (product stages) or to one future per
+    variant, in the plan's variant order (variant stages).
+    """
+
+    plan: RunPlan
     run_id: str
     run_path: str
     created_at: str
     root: str
-    specs: list[VariantSpec]
-    enhanced: PrefectFuture
-    cutout: PrefectFuture
-    analysis: PrefectFuture
-    stages: dict[str, list[PrefectFuture]]  # VARIANT_STAGES -> one future per variant
+    outputs: dict[str, Any]
 
     @property
     def finals(self) -> list[PrefectFuture]:
-        return self.stages["harmonize"]
+        """One future per variant: the last stage's."""
+        return self.outputs[stages("variant")[-1].name]
 
 
 def run_identity() -> tuple[str, str]:
@@ -92,7 +93,7 @@ def result_storage(out_dir: str, settings: Settings) -> WritableFileSystem | Pat
 
 def configured(task: Task, settings: Settings, refresh: bool, storage: WritableFileSystem | Path | None) -> Task:
     """The task with this run's retry policy, cache refresh and result storage applied."""
-    options: dict = dict(
+    options: dict[str, Any] = dict(
         retries=settings.retry.retries,
         retry_delay_seconds=list(settings.retry.delay_seconds),
         refresh_cache=refresh or None,
@@ -102,152 +103,162 @@ def configured(task: Task, settings: Settings, refresh: bool, storage: WritableF
     return task.with_options(**options)
 
 
+def stage_task_of(stage: Stage) -> Task:
+    """The Prefect task the stage table names for ``stage`` (``"module:attribute"``)."""
+    module, _, attribute = stage.task.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def stage_arguments(
+    stage: Stage, task: Task, settings: Settings, run_values: dict[str, Any], outputs: dict[str, Any]
+) -> dict[str, Any]:
+    """The keyword arguments of ``stage``'s task, by parameter name (see the module docstring).
+
+    ``run_values`` holds the run's values and, for variant stages, ``VARIANT_VALUES`` as one value
+    per variant; ``outputs`` the futures of the stages submitted so far.
+
+    Raises:
+        TypeError: the task takes a parameter that nothing provides (a stage table mistake).
+    """
+    mapped = stage.scope == "variant"
+    product_stages = {s.name for s in stages("product")}
+    arguments: dict[str, Any] = {}
+    for name in inspect.signature(task.fn).parameters:
+        if name == "options":
+            value, per_variant = getattr(settings, stage.section), False
+        elif name in outputs:
+            value, per_variant = outputs[name], name not in product_stages
+        elif name in VARIANT_VALUES:
+            value, per_variant = run_values[name], True
+        elif name in run_values:
+            value, per_variant = run_values[name], False
+        else:
+            raise TypeError(
+                f"stage {stage.name}: its task takes {name!r}, which no earlier stage or run value provides"
+            )
+        if per_variant and not mapped:
+            raise TypeError(f"stage {stage.name} runs once per product: it cannot take {name!r} (per variant)")
+        arguments[name] = unmapped(value) if mapped and not per_variant else value
+    return arguments
+
+
+def submission_order() -> list[Stage]:
+    """The stages, those that wait for no product stage first (their work overlaps the product's)."""
+    task_inputs = {s.name: set(inspect.signature(stage_task_of(s).fn).parameters) for s in stages()}
+    waits: dict[str, bool] = {}
+    for stage in stages():  # in table order, so every input stage is decided before its consumers
+        waits[stage.name] = stage.scope == "product" or any(waits.get(name, False) for name in task_inputs[stage.name])
+    return sorted(stages(), key=lambda s: waits[s.name])
+
+
 def submit_product_run(
-    request: RunRequest,
+    plan: RunPlan,
     settings: Settings,
     *,
     run_id: str,
     run_path: str,
     created_at: str,
     refresh: bool = False,
-    source: str | None = None,
     storage: WritableFileSystem | Path | Literal["auto"] | None = "auto",
 ) -> ProductRun:
     """Submit every stage of one product's run; returns at once with the futures.
 
-    ``source`` is how the manifest names the product (default: its path). ``storage`` is the
-    result storage from :func:`result_storage` when the caller already has it (a campaign
-    resolves it once for all its products).
+    ``storage`` is the result storage from :func:`result_storage` when the caller already has it (a
+    campaign resolves it once for all its products).
     """
-    root = intermediates_url(request.out_dir, settings.storage, settings.cache_dir)
+    root = intermediates_url(plan.out, settings.storage, settings.cache_dir)
     if storage == "auto":
-        storage = result_storage(request.out_dir, settings)
-    ingest, enhance, cut, analyze, scene, locate, place, relight = (
-        configured(t, settings, refresh, storage)
-        for t in (
-            ingest_image,
-            enhance_product,
-            cut_out_product,
-            analyze_product,
-            make_scene,
-            locate_surface,
-            composite_variant,
-            harmonize_variant,
-        )
-    )
-    specs = [
-        VariantSpec(
-            index=v.index,
-            seed=v.seed,
-            prompt=v.prompt,
-            # Backgrounds are ingested here (quick, cached): a spec holds references, not futures.
-            background=ingest(v.background.path, v.background.sha256, settings.limits, root, "background image")
-            if v.background
-            else None,
-            background_source=v.background.path if v.background else None,
-        )
-        for v in request.variants
-    ]
-    scenes = scene.map(specs, unmapped(str(request.size)), unmapped(settings.scene), unmapped(root))
-    located = locate.map(scenes, unmapped(request.surface), unmapped(settings.locate), unmapped(root))
+        storage = result_storage(plan.out, settings)
+    ingest = configured(ingest_image, settings, refresh, storage)
+    limits = settings.limits
+    run_values: dict[str, Any] = {
+        "product": ingest.submit(plan.product_file, plan.product.sha256, limits, root, "product image"),
+        # The analyzer reads the product's name from its file name: a URL product's, not its download's.
+        "filename": Path(urlparse(plan.product.source).path).name,
+        "prompts": list(plan.request.prompts),
+        "surface": plan.surface,
+        "size": plan.size,
+        "store_root": root,
+        "prompt": [v.prompt for v in plan.variants],
+        "seed": [v.seed for v in plan.variants],
+        # Backgrounds are ingested here (quick, cached), so a variant's inputs are references, not futures.
+        "background": [
+            ingest(v.background, v.background_sha256, limits, root, "background image") if v.background else None
+            for v in plan.variants
+        ],
+    }
+    outputs: dict[str, Any] = {}
+    for stage in submission_order():
+        task = configured(stage_task_of(stage), settings, refresh, storage)
+        arguments = stage_arguments(stage, task, settings, run_values, outputs)
+        outputs[stage.name] = task.submit(**arguments) if stage.scope == "product" else list(task.map(**arguments))
+    return ProductRun(plan, run_id, run_path, created_at, root, outputs)
 
-    product_ref = ingest.submit(request.product.path, request.product.sha256, settings.limits, root, "product image")
-    enhanced = enhance.submit(product_ref, settings.enhance, root)
-    cutout = cut.submit(enhanced, settings.cutout, root)
-    # The analyzer reads the product's name from the file name: a URL product's, not its download's.
-    filename = Path(urlparse(source).path).name if source else Path(request.product.path).name
-    analysis = analyze.submit(cutout, filename, request.prompts, settings.analyze, root)
 
-    composites = place.map(
-        scenes,
-        located,
-        unmapped(cutout),
-        unmapped(analysis),
-        unmapped(settings.composite),
-        [s.seed for s in specs],
-        unmapped(root),
-        unmapped(request.surface),
-    )
-    finals = relight.map(composites, unmapped(settings.harmonize), unmapped(root))
-    return ProductRun(
-        request=request,
-        source=source or request.product.path,
-        run_id=run_id,
-        run_path=run_path,
-        created_at=created_at,
-        root=root,
-        specs=specs,
-        enhanced=enhanced,
-        cutout=cutout,
-        analysis=analysis,
-        stages={"scene": list(scenes), "locate": list(located), "composite": list(composites), "harmonize": finals},
-    )
+def _stage_futures(run: ProductRun, position: int) -> Iterator[tuple[str, PrefectFuture]]:
+    """Every stage's future for the variant at ``position``, in pipeline order."""
+    for stage in stages():
+        future = run.outputs[stage.name]
+        yield stage.name, future if stage.scope == "product" else future[position]
+
+
+def _first_failed(run: ProductRun, position: int) -> tuple[str, PrefectFuture] | None:
+    """The earliest stage that failed for the variant at ``position`` (waits for each), or None."""
+    for name, future in _stage_futures(run, position):
+        future.wait()
+        if future.state.is_failed() or future.state.is_crashed():
+            return name, future
+    return None
 
 
 def variant_failures(run: ProductRun) -> dict[int, str]:
     """``variant index -> "stage: reason"`` for every variant that did not finish (waits for all)."""
     failures: dict[int, str] = {}
-    for position, spec in enumerate(run.specs):
-        run.finals[position].wait()
-        if run.finals[position].state.is_completed():
+    for position, variant in enumerate(run.plan.variants):
+        final = run.finals[position]
+        final.wait()
+        if final.state.is_completed():
             continue
-        failures[spec.index] = _first_failure(run, position)
+        failed = _first_failed(run, position)
+        if failed is None:
+            failures[variant.index] = f"{stages('variant')[-1].name}: ended {final.state.name}"
+        else:
+            name, future = failed
+            failures[variant.index] = f"{name}: {first_line(future.state.result(raise_on_failure=False))}"
     return failures
 
 
-def _first_failure(run: ProductRun, position: int) -> str:
-    """The earliest failed stage of one variant and its error (a product stage if that is what failed)."""
-    chain: list[tuple[str, PrefectFuture]] = [
-        ("enhance", run.enhanced),
-        ("cutout", run.cutout),
-        ("analyze", run.analysis),
-    ]
-    chain += [(stage, run.stages[stage][position]) for stage in VARIANT_STAGES]
-    for stage, future in chain:
-        future.wait()
-        state = future.state
-        if state.is_failed() or state.is_crashed():
-            error = state.result(raise_on_failure=False)
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            return f"{stage}: {reason}"
-    return f"harmonize: ended {run.finals[position].state.name}"
+def raise_first_failure(run: ProductRun) -> None:
+    """Re-raise the earliest failure of the run as the stage raised it (product stages first).
+
+    A product refused by a product stage (almost fully transparent, no product found) is then the
+    ``InvalidInput`` it was, with its own message, not a downstream "unfinished run".
+    """
+    for position in range(len(run.plan.variants)):
+        failed = _first_failed(run, position)
+        if failed is not None:
+            failed[1].result()  # raises the stage's own exception
 
 
-def publish_product_run(
-    run: ProductRun,
-    settings: Settings,
-    *,
-    skip: set[int] = frozenset(),  # type: ignore[assignment]
-) -> dict:
-    """Publish the run's variants (except those in ``skip``); returns the publish task's result."""
-    parts = [
-        VariantParts(
-            spec,
-            run.stages["scene"][i].result(),
-            run.stages["locate"][i].result(),
-            run.stages["composite"][i].result(),
-            run.stages["harmonize"][i].result(),
-        )
-        for i, spec in enumerate(run.specs)
-        if spec.index not in skip
+def publish_product_run(run: ProductRun, settings: Settings, *, skip: frozenset[int] = frozenset()) -> PublishedRun:
+    """Publish the run's variants (except those in ``skip``); returns what was published."""
+    product_outputs = {s.name: run.outputs[s.name].result() for s in stages("product")}
+    variants = [
+        (variant, {s.name: run.outputs[s.name][i].result() for s in stages("variant")})
+        for i, variant in enumerate(run.plan.variants)
+        if variant.index not in skip
     ]
-    publish = publish_outputs.with_options(
-        retries=settings.retry.retries, retry_delay_seconds=list(settings.retry.delay_seconds)
-    )
-    request = run.request
+    publish = configured(publish_outputs, settings, refresh=False, storage=None)
+    plan = run.plan
     return publish(
         run.run_id,
         run.run_path,
         run.created_at,
-        request.out_dir,
-        ProductParts(
-            run.source,
-            request.product.sha256,
-            run.enhanced.result(),
-            run.cutout.result(),
-            run.analysis.result(),
-        ),
-        parts,
-        settings.output.model_copy(update={"format": request.format}),
+        plan.out,
+        plan.request.urls,
+        plan.product,
+        product_outputs,
+        variants,
+        settings.output.model_copy(update={"format": plan.format}),
         run.root,
     )

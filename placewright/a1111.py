@@ -19,7 +19,7 @@ import base64
 import binascii
 import io
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -140,4 +140,28 @@ class A1111Client:
         return answer
 
 
-__all__ = ["A1111Client", "decode_png", "encode_png", "first_image"]
+class A1111Backend:
+    """What the AUTOMATIC1111 backends of every stage share: they need httpx and ``<stage>.a1111.base_url``.
+
+    Mixed in before the stage's base class (``class A1111Scene(A1111Backend, SceneGenerator)``);
+    ``endpoint`` is the API path the backend posts to.
+    """
+
+    requires: ClassVar[tuple[str, ...]] = ("httpx",)
+    endpoint: ClassVar[str]
+    registry: ClassVar[Any]
+
+    @classmethod
+    def setup_problem(cls, options: Any) -> str | None:
+        if not options.a1111.base_url:
+            return f"no AUTOMATIC1111 server configured ({cls.registry.stage}.a1111.base_url)"
+        return None
+
+    @classmethod
+    def source(cls, options: Any) -> str:
+        """The URL requests go to (never the credentials)."""
+        base_url = options.a1111.base_url
+        return f"{base_url.rstrip('/')}{cls.endpoint}" if base_url else f"{cls.registry.stage}.a1111.base_url (not set)"
+
+
+__all__ = ["A1111Backend", "A1111Client", "decode_png", "encode_png", "first_image"]

@@ -1,26 +1,41 @@
-"""Backend registries and the fallback chain every stage runs through.
+"""Backends of a stage: one base class, a registry per stage, and the fallback chain.
 
-Each stage keeps a :class:`Registry` of backend classes. A backend class has a short
-``name``, a ``version`` (part of every cache key: bump it when its output changes) and
-a classmethod ``unavailable_reason(options)`` returning None when it can run here with
-these settings (extra installed, weights or credentials present) or a sentence saying
-why not. It must be cheap: no model is loaded to answer it.
+Every backend subclasses its stage's base class (``Enhancer``, ``Cutter``, ``SceneGenerator``,
+``Analyzer``, ``Locator``, ``Compositor``, ``Harmonizer``), which fixes the typed ``__call__``
+signature of that stage and the registry it joins. A backend declares only what is its own::
 
-``Registry.chain(choice)`` turns a setting (``"auto"`` or a backend name) into the
-ordered list of backends to try; the stage's classical backend always ends the chain,
-so every stage has a fallback. :func:`run_chain` tries them in order and returns the
-first result with a :class:`StageRecord` saying which backend ran, how long it took,
-which backends were skipped as unavailable (``auto`` mode: no weights, no key) and
-which failed or were forced but unavailable (``fallback_from`` and ``error``).
+    class SpandrelEnhancer(Enhancer):
+        name = "spandrel"                     # registry key, and what the manifest records
+        version = "1"                         # part of every cache key: bump it when the output changes
+        requires = ("torch", "spandrel")      # import names it needs (the ai extra)
+
+        @classmethod
+        def weights(cls, options): return options.upscaler   # the ModelSpec it loads, if any
+
+        def __call__(self, image): ...
+
+Defining the subclass registers it (``__init_subclass__``). The base class provides the
+constructor (``self.options``), ``unavailable_reason(options)`` (missing packages, then missing
+weights, then :meth:`Backend.setup_problem` for servers and keys: cheap, no model is loaded) and
+``source(options)`` (where it looks, for ``placewright models``).
+
+A :class:`Registry` holds a stage's backends and its **preference order**, declared by name where
+the stage is defined; the last name is the classical backend, which ends every chain. A registered
+backend that is not in the preference order runs only when a setting names it. :func:`run_chain`
+tries a chain in order and returns the first result with a :class:`StageRecord` saying which
+backend ran, how long it took, which were skipped as unavailable (``auto`` mode: no weights, no
+key) and which failed or were forced but unavailable (``fallback_from`` and ``error``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from abc import ABC
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
 
 from placewright.errors import (
     BackendUnavailable,
@@ -30,22 +45,73 @@ from placewright.errors import (
     TransientBackendError,
     UnknownBackend,
 )
+from placewright.models.runtime import missing_packages
+from placewright.models.weights import find_pretrained, weights_reason
+from placewright.settings import ModelSpec
 
 logger = logging.getLogger(__name__)
 
+Options = TypeVar("Options")  # a stage's settings section (its backends' options)
+R = TypeVar("R")
 
-class Backend(Protocol):
-    """What every backend class provides, whatever its stage."""
+
+class Backend(ABC, Generic[Options]):
+    """Base of every backend; see the module docstring.
+
+    Class attributes a backend sets:
+        name: short registry key ("rembg", "diffusers-inpaint").
+        version: part of cache keys; bump it when the backend's output changes.
+        requires: import names of the packages it needs; missing ones make it unavailable.
+        find_weights: how :meth:`weights` is looked up (default: a model folder or HF repo id).
+    """
 
     name: ClassVar[str]
-    version: ClassVar[str]
+    version: ClassVar[str] = "1"
+    requires: ClassVar[tuple[str, ...]] = ()
+    registry: ClassVar[Registry[Any]]
+    find_weights: ClassVar[Callable[[ModelSpec], Path]] = staticmethod(find_pretrained)
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:  # a concrete backend, not a stage's base class
+            cls.registry.register(cls)
 
     @classmethod
-    def unavailable_reason(cls, options: Any = None) -> str | None: ...
+    def weights(cls, options: Options) -> ModelSpec | None:
+        """The model this backend loads (None: it needs no weights)."""
+        return None
+
+    @classmethod
+    def setup_problem(cls, options: Options) -> str | None:
+        """Why the backend cannot run beyond packages and weights (no server, no key); None when fine."""
+        return None
+
+    @classmethod
+    def unavailable_reason(cls, options: Options) -> str | None:
+        """None when the backend can run here with ``options``, else a sentence saying why not."""
+        reason = missing_packages(*cls.requires)
+        if reason is None and (spec := cls.weights(options)) is not None:
+            reason = weights_reason(cls.find_weights, spec)
+        return reason or cls.setup_problem(options)
+
+    @classmethod
+    def source(cls, options: Options) -> str:
+        """Where the backend looks for its weights or server, for ``placewright models``."""
+        spec = cls.weights(options)
+        if spec is None:
+            return "built in"
+        if Path(spec.model).is_absolute():
+            return spec.model
+        where = f"as given, or in {spec.models_dir}"
+        if cls.find_weights is find_pretrained:
+            where += ", or a Hugging Face repo id in the local cache"
+        return f"{spec.model} ({where})"
 
 
-B = TypeVar("B", bound=Backend)
-R = TypeVar("R")
+B = TypeVar("B", bound=Backend[Any])
 
 
 @dataclass(frozen=True)
@@ -58,39 +124,46 @@ class StageRecord:
     error: str | None = None
     skipped: tuple[str, ...] = ()
 
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "backend": self.backend,
-            "seconds": round(self.seconds, 4),
-            "fallback_from": self.fallback_from,
-            "error": self.error,
-            "skipped": list(self.skipped),
-        }
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "seconds", round(float(self.seconds), 4))  # timings to 0.1 ms
 
 
 class Registry(Generic[B]):
-    """Backends of one stage, by name, in order of preference (best first)."""
+    """The backends of one stage, and the order ``auto`` tries them in.
 
-    def __init__(self, stage: str, classical: str) -> None:
+    Args:
+        stage: the stage's name, for messages.
+        preference: backend names, best first; the last is the classical backend, which can
+            always run and ends every chain.
+    """
+
+    def __init__(self, stage: str, preference: tuple[str, ...]) -> None:
+        if not preference:
+            raise ValueError(f"stage {stage!r} needs at least its classical backend")
         self.stage = stage
-        self.classical = classical
+        self.preference = preference
         self._backends: dict[str, type[B]] = {}
 
+    @property
+    def classical(self) -> str:
+        return self.preference[-1]
+
     def register(self, cls: type[B]) -> type[B]:
-        """Class decorator: add ``cls`` under ``cls.name``."""
+        """Add ``cls`` under ``cls.name`` (backend classes call this when they are defined)."""
         if cls.name in self._backends:
             raise ValueError(f"{self.stage} backend {cls.name!r} is registered twice")
         self._backends[cls.name] = cls
         return cls
 
     def names(self) -> list[str]:
-        return list(self._backends)
+        """Every registered name: the preference order first, then backends that run only when named."""
+        return [*self.preference, *(name for name in self._backends if name not in self.preference)]
 
     def get(self, name: str) -> type[B]:
         try:
             return self._backends[name]
         except KeyError:
-            valid = ", ".join(["auto", *self._backends])
+            valid = ", ".join(["auto", *self.names()])
             raise UnknownBackend(
                 f"unknown {self.stage} backend {name!r}; choose one of: {valid}", stage=self.stage
             ) from None
@@ -98,16 +171,13 @@ class Registry(Generic[B]):
     def chain(self, choice: str = "auto") -> list[type[B]]:
         """The backends to try for ``choice``, ending with the classical one.
 
-        ``"auto"``: every registered backend in preference (registration) order, the
-        classical one last; :func:`run_chain` skips those unavailable here. A name: that
-        backend, then the classical one.
+        ``"auto"``: the preference order; :func:`run_chain` skips those unavailable here.
+        A name: that backend, then the classical one.
         """
-        classical = self.get(self.classical)
         if choice == "auto":
-            picked = [b for b in self._backends.values() if b is not classical]
-        else:
-            picked = [self.get(choice)] if choice != self.classical else []
-        return [*picked, classical]
+            return [self.get(name) for name in self.preference]
+        picked = self.get(choice)
+        return [picked, self.get(self.classical)] if choice != self.classical else [picked]
 
     def signature(self, choice: str = "auto", options: Any = None) -> str:
         """``name@version`` of every backend in the chain that can run (others ``name@-``).

@@ -12,14 +12,15 @@ import logging
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from placewright.errors import InvalidInput, PlacewrightError
+from placewright.errors import InvalidInput, PlacewrightError, first_line
 
 if TYPE_CHECKING:
     from placewright.progress import FlowProgress
+    from placewright.settings import Settings
 
 app = typer.Typer(
     name="placewright",
@@ -50,10 +51,20 @@ if os.environ.get("PLACEWRIGHT_CLI_TIMINGS"):
     atexit.register(_print_timings)  # registered first, so it runs last
 
 
-def _fail(message: str, code: int) -> None:
-    first_line = message.strip().splitlines()[0] if message.strip() else "failed"
-    print(f"placewright: error: {first_line}", file=sys.stderr)
+def _fail(error: BaseException | str, code: int) -> NoReturn:
+    message = first_line(error) if isinstance(error, BaseException) else error
+    print(f"placewright: error: {message}", file=sys.stderr)
     raise typer.Exit(code)
+
+
+def _settings() -> Settings:
+    """This process's settings; a bad configuration is exit 2 with one line."""
+    from placewright.settings import get_settings
+
+    try:
+        return get_settings()
+    except InvalidInput as exc:
+        _fail(exc, EXIT_BAD_INPUT)
 
 
 @app.callback()
@@ -72,62 +83,50 @@ def run(
     size: Annotated[str | None, typer.Option(help="Output size WIDTHxHEIGHT (default 1024x1024).")] = None,
     seed: Annotated[str | None, typer.Option(help="Base seed; variant i uses seed + i.")] = None,
     format: Annotated[str | None, typer.Option("--format", help="webp (default), jpeg or png.")] = None,
+    urls: Annotated[str | None, typer.Option(help="Manifest URLs: auto (default), presigned, public or plain.")] = None,
     out: Annotated[str | None, typer.Option(help="Folder the run folder is written under.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print only the manifest JSON.")] = False,
     refresh: Annotated[bool, typer.Option(help="Recompute every stage, ignoring cached results.")] = False,
 ) -> None:
     """Make one finished image per prompt and per background; print the run folder."""
-    from placewright.request import build_request
-    from placewright.settings import get_settings
+    import tempfile
+    from pathlib import Path
 
+    from placewright.plan import plan_run
+    from placewright.request import RunRequest
+    from placewright.validation import validate
+
+    settings = _settings()
+    fields: dict[str, Any] = dict(
+        product=product,
+        prompts=prompt or [],
+        backgrounds=background or [],
+        surface=surface,
+        size=size,
+        seed=seed,  # as typed: the contract says what a whole number is, the same for every entry point
+        format=format,
+        urls=urls,
+        out=out,
+    )
     try:
-        settings = get_settings()
-    except Exception as exc:  # pydantic ValidationError, bad config file
-        _fail(f"bad configuration: {exc}".replace("\n", " "), EXIT_BAD_INPUT)
-    try:
-        seed_value = int(seed) if seed is not None else None
-    except ValueError:
-        _fail(f"seed must be a whole number, got {seed!r}", EXIT_BAD_INPUT)
-    try:
-        request = build_request(
-            product,
-            prompts=prompt,
-            backgrounds=background,
-            surface=surface,
-            size=size,
-            seed=seed_value,
-            format=format,
-            out=out,
-            settings=settings,
-        )
+        request = validate(RunRequest, fields)
+        with tempfile.TemporaryDirectory(prefix="placewright-check-") as downloads:
+            plan = plan_run(request, settings, downloads=Path(downloads))
     except InvalidInput as exc:
-        _fail(str(exc), EXIT_BAD_INPUT)
+        _fail(exc, EXIT_BAD_INPUT)
     _mark("input_checked")
 
     show_progress = not json_output and sys.stderr.isatty()
+    from placewright.manifest import to_json
     from placewright.progress import FlowProgress
 
-    with FlowProgress(total_variants=len(request.variants), enabled=show_progress) as progress:
-        manifest = _run_flow(
-            "place_product",
-            dict(
-                product=request.product.path,
-                prompts=request.prompts,
-                backgrounds=[v.background.path for v in request.variants if v.background],
-                surface=request.surface,
-                size=str(request.size),
-                seed=request.variants[0].seed,
-                format=request.format,
-                out=request.out_dir,
-                refresh=refresh,
-            ),
-            progress=progress,
-        )
-    folder = f"{request.out_dir.rstrip('/')}/{manifest['run_id']}"
+    with FlowProgress(total_variants=len(plan.variants), enabled=show_progress) as progress:
+        manifest = _run_flow("place_product", dict(request=request, refresh=refresh), progress=progress)
+    folder = f"{plan.out.rstrip('/')}/{manifest.run_id}"
     if json_output:
-        print(json.dumps(manifest, indent=2))
+        print(to_json(manifest), end="")
     else:
-        progress.summary(manifest, folder)
+        progress.summary(manifest.variants, folder)
         print(folder)
 
 
@@ -142,25 +141,22 @@ def campaign(
     Exit code 1 when any variant failed (what finished is published; campaign.json lists the rest).
     """
     from placewright.campaign import load_campaign
-    from placewright.settings import get_settings
     from placewright.storage import open_location
 
-    try:
-        settings = get_settings()
-    except Exception as exc:  # pydantic ValidationError, bad config file
-        _fail(f"bad configuration: {exc}".replace("\n", " "), EXIT_BAD_INPUT)
+    settings = _settings()
     try:
         spec = load_campaign(file)
         location = open_location(spec.out or settings.out_dir, settings.storage)
         location.check_urls()
         location.check_reachable()
     except InvalidInput as exc:
-        _fail(str(exc), EXIT_BAD_INPUT)
+        _fail(exc, EXIT_BAD_INPUT)
     _mark("input_checked")
 
     show_progress = not json_output and sys.stderr.isatty()
     from pathlib import Path
 
+    from placewright.manifest import to_json
     from placewright.progress import FlowProgress
 
     with FlowProgress(
@@ -170,10 +166,10 @@ def campaign(
             "run_campaign", dict(campaign_file=str(Path(file).resolve()), refresh=refresh), progress=progress
         )
     if json_output:
-        print(json.dumps(summary, indent=2))
+        print(to_json(summary), end="")
     else:
-        progress.summary({"variants": [v for p in summary["products"] for v in p["variants"]]}, summary["location"])
-        print(summary["location"])
+        progress.summary([v for p in summary.products for v in p.variants], summary.location)
+        print(summary.location)
 
 
 @app.command()
@@ -182,12 +178,8 @@ def models(
 ) -> None:
     """List every backend, where it looks for weights or credentials, and whether it can run here."""
     from placewright.inventory import backend_inventory
-    from placewright.settings import get_settings
 
-    try:
-        settings = get_settings()
-    except Exception as exc:  # pydantic ValidationError, bad config file
-        _fail(f"bad configuration: {exc}".replace("\n", " "), EXIT_BAD_INPUT)
+    settings = _settings()
     rows = backend_inventory(settings)
     if json_output:
         print(json.dumps(rows, indent=2))
@@ -205,7 +197,7 @@ def models(
     Console(width=max(console.width, 160)).print(table)
 
 
-def _run_flow(flow_name: str, parameters: dict, *, progress: FlowProgress) -> dict:
+def _run_flow(flow_name: str, parameters: dict[str, Any], *, progress: FlowProgress) -> Any:
     """Run a flow (``place_product`` or ``run_campaign``) against $PREFECT_API_URL, or a private
     local server started for this run."""
     # Self-hosted means no telemetry unless asked for: set DO_NOT_TRACK=0 to allow Prefect's.
@@ -230,7 +222,7 @@ def _run_flow(flow_name: str, parameters: dict, *, progress: FlowProgress) -> di
     except InvalidInput as exc:
         if local_api is not None:
             local_api.stop()
-        _fail(str(exc), EXIT_BAD_INPUT)
+        _fail(exc, EXIT_BAD_INPUT)
 
     _mark("prefect_imported")
     updates: dict = {}
@@ -239,7 +231,7 @@ def _run_flow(flow_name: str, parameters: dict, *, progress: FlowProgress) -> di
         try:
             local_api.wait_ready()
         except RuntimeError as exc:
-            _fail(str(exc), EXIT_FAILED)
+            _fail(exc, EXIT_FAILED)
         _mark("server_ready")
         # A one-off local run has nobody watching for crashed runs: no heartbeat thread.
         updates = {PREFECT_API_URL: local_api.url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
@@ -252,13 +244,12 @@ def _run_flow(flow_name: str, parameters: dict, *, progress: FlowProgress) -> di
     try:
         state.result()
     except InvalidInput as exc:
-        _fail(str(exc), EXIT_BAD_INPUT)
+        _fail(exc, EXIT_BAD_INPUT)
     except PlacewrightError as exc:
-        _fail(str(exc), EXIT_FAILED)
+        _fail(exc, EXIT_FAILED)
     except Exception as exc:
-        _fail(f"run failed: {type(exc).__name__}: {exc}", EXIT_FAILED)
+        _fail(f"run failed: {type(exc).__name__}: {first_line(exc)}", EXIT_FAILED)
     _fail(f"run ended in state {state.name}", EXIT_FAILED)
-    return {}
 
 
 def main() -> None:

@@ -30,3 +30,9 @@ class TransientBackendError(PlacewrightError):
 
 class StageFailed(PlacewrightError):
     """A stage could not produce a result with any of its backends."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first non-blank line of ``error``'s message, or its type's name when it has none."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__

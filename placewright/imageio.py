@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from placewright.errors import InvalidInput
-from placewright.settings import LimitsSettings, OutputFormat
+from placewright.settings import LimitsSettings
+from placewright.types import OutputFormat
 
 # Formats accepted as input: what Pillow decodes and a product photo plausibly is.
 ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "WEBP", "TIFF", "BMP", "GIF"})
@@ -28,6 +30,10 @@ ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "WEBP", "TIFF", "BMP", "GIF"
 FULLY_TRANSPARENT_MAX_ALPHA = 8
 _PIL_FORMAT = {"webp": "WEBP", "jpeg": "JPEG", "png": "PNG"}
 CONTENT_TYPES = {"webp": "image/webp", "jpeg": "image/jpeg", "png": "image/png"}
+# The creation time written into the embedded sRGB profile (year, month, day, hour, minute, second),
+# and where an ICC header keeps it: a constant, so the same pixels always give the same file.
+ICC_DATE = (2024, 1, 1, 0, 0, 0)
+ICC_DATE_BYTES = slice(24, 36)
 
 
 @dataclass(frozen=True)
@@ -53,15 +59,6 @@ class LoadedImage:
     @property
     def height(self) -> int:
         return int(self.pixels.shape[0])
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_bytes(path: str | Path, *, limits: LimitsSettings, what: str = "image") -> bytes:
@@ -193,10 +190,16 @@ def encode_image(pixels: np.ndarray, fmt: OutputFormat, *, quality: int = 90, sr
 
 @functools.lru_cache(maxsize=1)
 def srgb_icc_profile() -> bytes:
-    """Little CMS's built-in sRGB profile, serialized."""
+    """Little CMS's built-in sRGB profile, serialized, with a fixed creation time.
+
+    Little CMS stamps the profile with the time it is made (header bytes 24-35), which would make
+    two runs of the same pixels publish different files; the stamp is set to :data:`ICC_DATE`.
+    """
     from PIL import ImageCms
 
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    profile = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    profile[ICC_DATE_BYTES] = struct.pack(">6H", *ICC_DATE)
+    return bytes(profile)
 
 
 def downscale(pixels: np.ndarray, long_side: int) -> np.ndarray:

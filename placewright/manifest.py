@@ -1,58 +1,40 @@
-"""The run manifest: what a run produced and how, as written to ``manifest.json``."""
+"""What a run published, as typed models: ``manifest.json`` per product run, ``campaign.json`` per campaign.
+
+The entries extend the run contract's descriptions: a :class:`VariantEntry` is the
+:class:`~placewright.request.Variant` it was made from plus what was published, a
+:class:`ProductEntry` the :class:`~placewright.request.Product` plus its cut-out and
+:class:`~placewright.analyze.Analysis`. The flows return these models; the files are written from them.
+"""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
+from placewright.analyze import Analysis
 from placewright.backends import StageRecord
+from placewright.request import Product, Variant
 
 # Fields that hold URLs (presigned ones change at every signing) and their expiry.
-URL_FIELDS = frozenset({"url", "preview_url", "cutout_url", "urls_expire_at"})
+URL_FIELDS = frozenset({"url", "preview_url", "cutout_url", "manifest_url", "urls_expire_at"})
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class StageEntry(_Model):
-    """One stage of one variant: the backend that ran, its time, and any fallback."""
+class ProductEntry(Product):
+    """The product of a run: the request's product, its cut-out and what analysis made of it."""
 
-    backend: str
-    seconds: float
-    fallback_from: str | None = None
-    error: str | None = None
-    skipped: list[str] = Field(default_factory=list, description="Backends not tried here, and why (no weights...).")
-
-    @classmethod
-    def of(cls, record: StageRecord) -> StageEntry:
-        return cls(**record.as_dict())
-
-
-class AnalysisEntry(_Model):
-    name: str
-    category: str
-    size_fraction: float = Field(description="Product height as a fraction of the output height.")
-    aspect: float = Field(description="Cut-out height / width.")
-    width_cm: float | None = Field(None, description="Estimated real-world width (None: not estimated).")
-    height_cm: float | None = Field(None, description="Estimated real-world height (None: not estimated).")
-    placement: str | None = Field(None, description="How the product should stand, when the backend says.")
-    confidence: float | None = Field(None, description="The backend's confidence, 0..1 (None: not reported).")
-    backend: str
-
-
-class ProductEntry(_Model):
-    source: str = Field(description="The product image as given.")
-    sha256: str = Field(description="sha256 of the product file's bytes.")
     cutout: str = Field(description="Path of the RGBA cut-out, relative to the run folder.")
     cutout_url: str
-    analysis: AnalysisEntry
+    analysis: Analysis
 
 
-class VariantEntry(_Model):
-    index: int
-    prompt: str | None
-    background: str | None
-    seed: int
+class VariantEntry(Variant):
+    """One published variant: the request's variant and what was made of it."""
+
     image: str = Field(description="Path of the final image, relative to the run folder.")
     url: str = Field(description="Where to fetch the image: presigned, public (CDN) or file:// URL.")
     preview: str | None = Field(None, description="Path of the smaller preview, relative to the run folder.")
@@ -69,10 +51,15 @@ class VariantEntry(_Model):
         description="Largest pixel difference inside the (eroded) product between the composite and the published "
         "image: 0 = the product's pixels are unchanged (lossless formats); WebP/JPEG show their compression loss.",
     )
-    stages: dict[str, StageEntry]
+    stages: dict[str, StageRecord] = Field(
+        description="Per stage, in pipeline order: the backend that ran, its seconds, any fallback (from which "
+        "backend, and why) and the backends skipped as unavailable here."
+    )
 
 
 class Manifest(_Model):
+    """``manifest.json``: one product's run."""
+
     run_id: str
     created_at: str
     placewright_version: str
@@ -81,3 +68,43 @@ class Manifest(_Model):
     urls_expire_at: str | None = Field(None, description="When presigned URLs stop working (None: they do not).")
     product: ProductEntry
     variants: list[VariantEntry]
+
+
+class VariantOutcome(Variant):
+    """What became of one variant of a campaign: published (image, URL) or failed (why)."""
+
+    status: Literal["published", "failed"]
+    image: str | None = None
+    url: str | None = None
+    error: str | None = Field(None, description="'<stage>: <reason>' of a failed variant.")
+
+
+class ProductOutcome(_Model):
+    """What became of one product of a campaign."""
+
+    name: str
+    source: str
+    status: Literal["published", "incomplete", "failed"]
+    error: str | None = Field(None, description="Why the product itself failed (no variant was made).")
+    manifest: str | None = Field(None, description="Its manifest.json, relative to the campaign run folder.")
+    manifest_url: str | None = None
+    variants: list[VariantOutcome]
+
+
+class CampaignSummary(_Model):
+    """``campaign.json``: every product of a campaign run and what became of each variant."""
+
+    campaign: str
+    run_id: str
+    created_at: str
+    location: str
+    status: Literal["completed", "incomplete"]
+    variants: int
+    published_variants: int
+    failed_variants: int
+    products: list[ProductOutcome]
+
+
+def to_json(model: BaseModel) -> str:
+    """The model as the JSON file it is published as (indented, UTF-8 kept, trailing newline)."""
+    return model.model_dump_json(indent=2) + "\n"

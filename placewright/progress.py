@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from types import TracebackType
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from placewright.manifest import VariantEntry, VariantOutcome
+from placewright.stages import stages
+
 TASK_LOGGER = "prefect.task_runs"
 ORCHESTRATOR_LOGGER = "prefect"
-PRODUCT_TASKS = 4  # ingest, enhance, cut-out, analyze
-VARIANT_TASKS = 4  # scene, locate, composite, harmonize
-PUBLISH_TASKS = 1
 
 
 class _FinishedTaskHandler(logging.Handler):
@@ -38,7 +39,9 @@ class FlowProgress:
 
     def __init__(self, *, total_variants: int, enabled: bool, products: int = 1) -> None:
         self.enabled = enabled
-        self.total = (PRODUCT_TASKS + PUBLISH_TASKS) * products + VARIANT_TASKS * total_variants
+        # Per product: ingest, its product stages and publish; per variant: its variant stages.
+        per_product = len(stages("product")) + 2
+        self.total = per_product * products + len(stages("variant")) * total_variants
         self._progress: Progress | None = None
         self._task_id = None
         self._handler = _FinishedTaskHandler(self)
@@ -78,22 +81,22 @@ class FlowProgress:
                 handler.setLevel(logging.CRITICAL + 1)
         self.note("running")
 
-    def summary(self, manifest: dict, folder: str) -> None:
-        """After the run: variants made, time taken, and any stage that fell back."""
+    def summary(self, variants: Sequence[VariantEntry | VariantOutcome], folder: str) -> None:
+        """After the run: variants made, time taken, their http(s) URLs, and any stage that fell back."""
         if not self.enabled:
             return
         console = Console(stderr=True)
         seconds = time.perf_counter() - self._started
-        console.print(f"[green]done[/]: {len(manifest['variants'])} variant(s) in {seconds:.1f} s -> {folder}")
-        for variant in manifest["variants"]:
-            if str(variant.get("url") or "").startswith(("http://", "https://")):
-                console.print(f"  variant {variant['index']}: {variant['url']}", soft_wrap=True)
-        for variant in manifest["variants"]:
-            for stage, record in variant.get("stages", {}).items():
-                if record.get("fallback_from"):
+        console.print(f"[green]done[/]: {len(variants)} variant(s) in {seconds:.1f} s -> {folder}")
+        for variant in variants:
+            if str(variant.url or "").startswith(("http://", "https://")):
+                console.print(f"  variant {variant.index}: {variant.url}", soft_wrap=True)
+        for variant in variants:
+            for stage, record in variant.stages.items() if isinstance(variant, VariantEntry) else ():
+                if record.fallback_from:
                     console.print(
-                        f"  [yellow]variant {variant['index']}, {stage}[/]: used {record['backend']} "
-                        f"instead of {record['fallback_from']} ({record['error']})"
+                        f"  [yellow]variant {variant.index}, {stage}[/]: used {record.backend} "
+                        f"instead of {record.fallback_from} ({record.error})"
                     )
 
     def __exit__(

@@ -15,10 +15,10 @@ import hashlib
 import io
 import json
 import logging
-import re
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import cv2
@@ -26,18 +26,22 @@ import numpy as np
 from PIL import Image
 
 from placewright import __version__
+from placewright.analyze import Analysis
 from placewright.backends import StageRecord
 from placewright.imageio import CONTENT_TYPES, downscale, encode_image
-from placewright.manifest import URL_FIELDS, AnalysisEntry, Manifest, ProductEntry, StageEntry, VariantEntry
+from placewright.manifest import URL_FIELDS, Manifest, ProductEntry, VariantEntry, to_json
+from placewright.naming import slugify
+from placewright.request import Product, Variant
 from placewright.settings import OutputSettings
 from placewright.storage import Location, StoredObject
-from placewright.types import Box
+from placewright.types import Box, Surface
 
 logger = logging.getLogger(__name__)
 
 CUTOUT_PATH = "product/cutout.png"
 MANIFEST_NAME = "manifest.json"
-_SLUG_CHARS = 40
+# Longest scene label in a variant's file name.
+LABEL_CHARS = 40
 # Product pixels this close to the alpha edge are blended by design; fidelity is measured inside.
 FIDELITY_ERODE_PX = 2
 # Pillow releases the GIL while encoding and uploads wait on the network: both run in parallel.
@@ -45,31 +49,26 @@ PUBLISH_THREADS = 8
 
 
 @dataclass(frozen=True)
-class VariantOutput:
-    """One finished variant, ready to publish."""
+class FinishedVariant:
+    """A variant's pixels and geometry, ready to publish.
 
-    index: int
-    seed: int
+    Attributes:
+        variant: what it was made from.
+        image: (H, W, 3) uint8, the final image.
+        product_box: where the product is, output pixels.
+        surface: where it stands.
+        stages: every stage's record, in pipeline order (product stages included).
+        composite: the image before harmonize, for the product-fidelity figure (None: not measured).
+        product_alpha: (H, W) uint8 product alpha in output pixels (with ``composite``).
+    """
+
+    variant: Variant
     image: np.ndarray
     product_box: Box
-    surface_box: Box | None
-    surface_line_y: int
+    surface: Surface
     stages: dict[str, StageRecord]
-    prompt: str | None = None
-    background: str | None = None
-    composite: np.ndarray | None = None  # the image before harmonize, for the fidelity figure
+    composite: np.ndarray | None = None
     product_alpha: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class ProductOutput:
-    """The product side of a run."""
-
-    source: str
-    sha256: str
-    cutout: np.ndarray
-    analysis: dict[str, object]
-    stages: dict[str, StageRecord] = field(default_factory=dict)
 
 
 def product_fidelity(reference: np.ndarray, encoded: bytes, product_alpha: np.ndarray) -> int:
@@ -91,18 +90,14 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"{stamp}-{uuid.uuid4().hex[:6]}"
 
 
-def slugify(text: str) -> str:
-    """Lower-case ASCII words joined by '-', at most a few dozen characters."""
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    return slug[:_SLUG_CHARS].rstrip("-") or "scene"
-
-
-def variant_filename(variant: VariantOutput, fmt: str, *, preview: bool = False) -> str:
+def variant_filename(variant: Variant, fmt: str, *, preview: bool = False) -> str:
+    """``variant-<index>-<scene label>[.preview].<ext>``: the label is the prompt, or the background's file stem."""
     label = variant.prompt if variant.prompt is not None else (variant.background or "background")
     if variant.prompt is None:
         label = label.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     ext = "jpg" if fmt == "jpeg" else fmt
-    return f"variant-{variant.index:02d}-{slugify(label)}{'.preview' if preview else ''}.{ext}"
+    slug = slugify(label, limit=LABEL_CHARS, fallback="scene")
+    return f"variant-{variant.index:02d}-{slug}{'.preview' if preview else ''}.{ext}"
 
 
 @dataclass(frozen=True)
@@ -122,8 +117,10 @@ def publish_run(
     run_path: str,
     run_id: str,
     created_at: str,
-    product: ProductOutput,
-    variants: list[VariantOutput],
+    product: Product,
+    cutout: np.ndarray,
+    analysis: Analysis,
+    variants: list[FinishedVariant],
     output: OutputSettings,
     clean_on_failure: bool = True,
 ) -> PublishedRun:
@@ -134,37 +131,39 @@ def publish_run(
         run_path: the run's folder under the location, e.g. ``20261122T041502Z-3f9a1c``.
         run_id: the run's id, recorded in the manifest.
         created_at: ISO time the run started (part of the manifest, so republishing is byte-identical).
-        product: the cut-out and analysis.
+        product: the product as named, and its file's sha256.
+        cutout: (h, w, 4) uint8, the product's cut-out.
+        analysis: what the analyze stage made of it.
         variants: the finished variants.
         output: formats, qualities and preview size.
         clean_on_failure: when publishing fails and the run has no manifest, remove its objects,
             including those of earlier attempts (False when a retry follows).
     """
     keyed = lambda name: f"{run_path}/{name}"  # noqa: E731
-    ordered = sorted(variants, key=lambda v: v.index)
+    ordered = sorted(variants, key=lambda v: v.variant.index)
     fmt = output.format
     with ThreadPoolExecutor(max_workers=PUBLISH_THREADS) as pool:
         fulls = list(pool.map(lambda v: _encode(v.image, fmt, output.quality, output), ordered))
         previews = list(pool.map(lambda v: _preview(v.image, output), ordered))
-    cutout_png = encode_image(product.cutout, "png", srgb_profile=output.srgb_profile)
+    cutout_png = encode_image(cutout, "png", srgb_profile=output.srgb_profile)
 
     images = [StoredObject(keyed(CUTOUT_PATH), cutout_png, CONTENT_TYPES["png"], location.settings.image_cache_control)]
     entries = []
-    for variant, data, preview in zip(ordered, fulls, previews, strict=True):
-        name = variant_filename(variant, fmt)
+    for finished, data, preview in zip(ordered, fulls, previews, strict=True):
+        name = variant_filename(finished.variant, fmt)
         images.append(StoredObject(keyed(name), data, CONTENT_TYPES[fmt], location.settings.image_cache_control))
         preview_name = None
         if preview is not None:
-            preview_name = variant_filename(variant, fmt, preview=True)
+            preview_name = variant_filename(finished.variant, fmt, preview=True)
             images.append(
                 StoredObject(keyed(preview_name), preview, CONTENT_TYPES[fmt], location.settings.image_cache_control)
             )
         fidelity = (
-            product_fidelity(variant.composite, data, variant.product_alpha)
-            if variant.composite is not None and variant.product_alpha is not None
+            product_fidelity(finished.composite, data, finished.product_alpha)
+            if finished.composite is not None and finished.product_alpha is not None
             else None
         )
-        entries.append(_variant_entry(variant, name, preview_name, data, location, keyed, product.stages, fidelity))
+        entries.append(_variant_entry(finished, name, preview_name, data, location, keyed, fidelity))
     expires = None
     if location.url_mode == "presigned":
         lifetime = timedelta(seconds=location.settings.presign_expiry_s)
@@ -177,11 +176,10 @@ def publish_run(
         location=location.uri(run_path),
         urls_expire_at=expires,
         product=ProductEntry(
-            source=product.source,
-            sha256=product.sha256,
+            **dict(product),
             cutout=CUTOUT_PATH,
             cutout_url=location.url_for(keyed(CUTOUT_PATH)),
-            analysis=AnalysisEntry(**product.analysis),
+            analysis=analysis,
         ),
         variants=entries,
     )
@@ -200,7 +198,7 @@ def publish_run(
         else:
             manifest_object = StoredObject(
                 manifest_key,
-                manifest_json(manifest).encode(),
+                to_json(manifest).encode(),
                 "application/json",
                 location.settings.manifest_cache_control,
             )
@@ -218,10 +216,6 @@ def publish_run(
         written=written,
         unchanged=unchanged,
     )
-
-
-def manifest_json(manifest: Manifest) -> str:
-    return json.dumps(manifest.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
 
 
 def _encode(pixels: np.ndarray, fmt: str, quality: int, output: OutputSettings) -> bytes:
@@ -264,22 +258,17 @@ def _remove_quietly(location: Location, keys: list[str], run_path: str) -> None:
 
 
 def _variant_entry(
-    variant: VariantOutput,
+    finished: FinishedVariant,
     name: str,
     preview: str | None,
     data: bytes,
     location: Location,
-    keyed,
-    product_stages: dict[str, StageRecord],
+    keyed: Callable[[str], str],
     fidelity: int | None,
 ) -> VariantEntry:
-    height, width = variant.image.shape[:2]
-    stages = {**product_stages, **variant.stages}
+    height, width = finished.image.shape[:2]
     return VariantEntry(
-        index=variant.index,
-        prompt=variant.prompt,
-        background=variant.background,
-        seed=variant.seed,
+        **dict(finished.variant),
         image=name,
         url=location.url_for(keyed(name)),
         preview=preview,
@@ -288,9 +277,9 @@ def _variant_entry(
         sha256=hashlib.sha256(data).hexdigest(),
         width=int(width),
         height=int(height),
-        product_box=variant.product_box.as_list(),
-        surface_box=variant.surface_box.as_list() if variant.surface_box else None,
-        surface_line_y=variant.surface_line_y,
+        product_box=finished.product_box.as_list(),
+        surface_box=finished.surface.box.as_list() if finished.surface.box else None,
+        surface_line_y=finished.surface.line_y,
         product_fidelity=fidelity,
-        stages={stage: StageEntry.of(record) for stage, record in stages.items()},
+        stages=finished.stages,
     )

@@ -1,136 +1,195 @@
-"""Checking a run request before any work starts.
+"""The run contract: what a user asks for, one model for every entry point.
 
-Both the CLI and the flow call :func:`build_request`, so bad input is refused the same
-way everywhere: one :class:`~placewright.errors.InvalidInput` with a one-line reason,
-before anything is written.
+:class:`RunRequest` is what the CLI builds from its options, what the ``place-product`` flow takes
+as its parameter (so the Prefect UI shows it as a form), what each product of a campaign expands
+into, and what the HTTP service will accept. Its rules (limits, choices, one-line messages) live
+here once, in the annotated field types below; :class:`RunOptions`, the options a campaign sets
+for all its products, is the same fields. Checks that need the disk or the network (files exist
+and decode, the output store is reachable) happen when the request is planned
+(:func:`placewright.plan.plan_run`).
+
+:class:`Variant` and :class:`Product` are what a run makes and from what; they travel from the plan
+through the flow to the manifest, whose entries extend them (:mod:`placewright.manifest`).
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from pathlib import Path
-from typing import cast
+from typing import Annotated
+from urllib.parse import urlparse
 
-from placewright.errors import InvalidInput
-from placewright.imageio import load_image
-from placewright.settings import OutputFormat, Settings
-from placewright.storage import open_location
-from placewright.types import Size
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+
+from placewright.types import OutputFormat, Size, UrlMode
 
 MAX_PROMPT_CHARS = 2000
 MAX_VARIANTS = 64
-FORMATS: tuple[str, ...] = ("webp", "jpeg", "png")
+# A surface phrase is a few words ("marble countertop"); anything longer is a mistake.
+MAX_SURFACE_CHARS = 200
+# Output sides accepted, in pixels.
+MIN_SIDE, MAX_SIDE = 64, 8192
+# Paths and URLs longer than this are mistakes (and would not fit a file system).
+MAX_LOCATION_CHARS = 4096
 
 
-@dataclass(frozen=True)
-class ImageInput:
-    path: str
-    sha256: str
+def _text(limit: int) -> AfterValidator:
+    """Stripped, non-empty text of at most ``limit`` characters."""
+
+    def check(value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("must not be empty")
+        if len(value) > limit:
+            raise ValueError(f"is too long ({len(value)} characters, limit {limit})")
+        return value
+
+    return AfterValidator(check)
 
 
-@dataclass(frozen=True)
-class Variant:
-    """One variant to make: from a prompt, or from a provided background."""
-
-    index: int
-    seed: int
-    prompt: str | None = None
-    background: ImageInput | None = None
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    product: ImageInput
-    prompts: list[str]
-    variants: list[Variant]
-    surface: str
-    size: Size
-    format: OutputFormat
-    out_dir: str
+def _size_from_text(value: object) -> object:
+    """``"1024x768"`` as ``{"width": 1024, "height": 768}``; anything else is left to the model."""
+    if not isinstance(value, str):
+        return value
+    parts = value.lower().replace(" ", "").split("x")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"must look like WIDTHxHEIGHT (e.g. 1024x1024), got {value!r}")
+    return {"width": int(parts[0]), "height": int(parts[1])}
 
 
-def build_request(
-    product: str,
-    *,
-    prompts: list[str] | None,
-    backgrounds: list[str] | None,
-    surface: str | None,
-    size: str | None,
-    seed: int | None,
-    format: str | None,
-    out: str | None,
-    settings: Settings,
-) -> RunRequest:
-    """Validate every argument of a run, fully decoding the product and background images.
+def _size_in_range(size: Size) -> Size:
+    if not (MIN_SIDE <= size.width <= MAX_SIDE and MIN_SIDE <= size.height <= MAX_SIDE):
+        raise ValueError(f"{size} is out of range: each side must be {MIN_SIDE}..{MAX_SIDE} pixels")
+    return size
 
-    One variant per prompt and per background (prompts first); with neither, one variant
-    from ``settings.scene.default_prompt``. Variant ``i`` gets seed ``seed + i``.
 
-    Raises:
-        InvalidInput: naming the first bad argument.
-    """
-    prompts = list(prompts or [])
-    backgrounds = list(backgrounds or [])
-    for prompt in prompts:
-        if not prompt.strip():
-            raise InvalidInput("a --prompt is empty")
-        if len(prompt) > MAX_PROMPT_CHARS:
-            raise InvalidInput(f"a --prompt is too long ({len(prompt)} characters, limit {MAX_PROMPT_CHARS})")
-    if len(prompts) + len(backgrounds) > MAX_VARIANTS:
-        raise InvalidInput(f"too many variants: {len(prompts) + len(backgrounds)} (limit {MAX_VARIANTS})")
-    try:
-        out_size = Size.parse(size or settings.output.size)
-    except ValueError as exc:
-        raise InvalidInput(str(exc)) from None
-    fmt = (format or settings.output.format).lower()
-    if fmt == "jpg":
-        fmt = "jpeg"
-    if fmt not in FORMATS:
-        raise InvalidInput(f"unknown format {format!r}; choose one of: {', '.join(FORMATS)}")
-    base_seed = settings.seed if seed is None else seed
-    if base_seed < 0:
-        raise InvalidInput(f"seed must be >= 0, got {base_seed}")
-    surface_phrase = (surface if surface is not None else settings.locate.surface).strip()
-    if not surface_phrase:
-        raise InvalidInput("--surface is empty")
-
-    out_dir = out or settings.out_dir
-    _check_out_dir(out_dir)
-    location = open_location(out_dir, settings.storage)
-    location.check_urls()
-    product_image = load_image(product, limits=settings.limits, what="product image")
-    background_inputs = [
-        ImageInput(str(Path(b)), load_image(b, limits=settings.limits, what="background image").sha256)
-        for b in backgrounds
+# The size's JSON schema (the Prefect UI's form, the server's parameter check): width and height as
+# numbers, or WIDTHxHEIGHT text as campaign files and the CLI write it.
+_SIDE_SCHEMA = {"type": "integer", "minimum": MIN_SIDE, "maximum": MAX_SIDE}
+SIZE_JSON_SCHEMA = {
+    "anyOf": [
+        {
+            "type": "object",
+            "title": "Width and height",
+            "properties": {"width": {**_SIDE_SCHEMA, "title": "Width"}, "height": {**_SIDE_SCHEMA, "title": "Height"}},
+            "required": ["width", "height"],
+        },
+        {"type": "string", "title": "WIDTHxHEIGHT", "pattern": r"^\s*\d+\s*[xX]\s*\d+\s*$"},
     ]
-    variants = [Variant(i, base_seed + i, prompt=p) for i, p in enumerate(prompts)]
-    variants += [
-        Variant(len(prompts) + j, base_seed + len(prompts) + j, background=b) for j, b in enumerate(background_inputs)
-    ]
-    if not variants:
-        variants = [Variant(0, base_seed, prompt=settings.scene.default_prompt)]
-    location.check_reachable()  # last: it may take a network round trip
-    return RunRequest(
-        product=ImageInput(str(Path(product)), product_image.sha256),
-        prompts=prompts,
-        variants=variants,
-        surface=surface_phrase,
-        size=out_size,
-        format=cast(OutputFormat, fmt),
-        out_dir=out_dir,
+}
+
+
+def _not_a_bool(value: object) -> object:
+    if isinstance(value, bool):  # YAML's yes/no and JSON's true are not numbers
+        raise ValueError(f"must be a whole number, got {value!r}")
+    return value
+
+
+def _format_name(value: object) -> object:
+    if isinstance(value, str):
+        value = value.strip().lower()
+        return "jpeg" if value == "jpg" else value
+    return value
+
+
+def _image_source(value: str) -> str:
+    if "://" in value and urlparse(value).scheme.lower() not in ("http", "https"):
+        raise ValueError(f"must be a local path or an http(s) URL, got {value!r}")
+    return value
+
+
+Prompt = Annotated[str, _text(MAX_PROMPT_CHARS)]
+SurfacePhrase = Annotated[str, _text(MAX_SURFACE_CHARS)]
+Location = Annotated[str, _text(MAX_LOCATION_CHARS)]
+ImageSource = Annotated[str, _text(MAX_LOCATION_CHARS), AfterValidator(_image_source)]
+OutputSize = Annotated[
+    Size, BeforeValidator(_size_from_text), AfterValidator(_size_in_range), WithJsonSchema(SIZE_JSON_SCHEMA)
+]
+Seed = Annotated[int, Field(ge=0), BeforeValidator(_not_a_bool)]
+Format = Annotated[OutputFormat, BeforeValidator(_format_name)]
+
+
+class _Contract(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RunOptions(_Contract):
+    """Options of a run; None leaves each to the settings (``surface``, ``output.size``, ``seed``...)."""
+
+    surface: SurfacePhrase | None = Field(
+        None,
+        description="What the product stands on ('table', 'shelf'): asked for in the scene, searched for, "
+        "and used for scale. Default: the settings' surface.",
+    )
+    size: OutputSize | None = Field(None, title="Size", description="Output size in pixels (or WIDTHxHEIGHT text).")
+    seed: Seed | None = Field(None, description="Base seed; variant i uses seed + i. Default: the settings' seed.")
+    format: Format | None = Field(None, description="Image format of the outputs (jpg counts as jpeg).")
+    urls: UrlMode | None = Field(
+        None,
+        title="URLs",
+        description="URLs in the manifest: auto, presigned, public (needs storage.public_base_url) or plain. "
+        "Default: the settings' storage.urls.",
     )
 
 
-def _check_out_dir(out_dir: str) -> None:
-    """A local output folder must be a folder (or creatable) and writable; URLs are checked on publish."""
-    if "://" in out_dir and not out_dir.startswith("file://"):
-        return
-    path = Path(out_dir.removeprefix("file://"))
-    existing = next((p for p in (path, *path.parents) if p.exists()), None)
-    if existing is None:
-        return
-    if not existing.is_dir():
-        raise InvalidInput(f"output folder {out_dir} is not a folder ({existing} is a file)")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise InvalidInput(f"output folder {out_dir} is not writable")
+class RunInputs(_Contract):
+    """What a run is made from and where it goes."""
+
+    product: ImageSource = Field(
+        description="The product photo: a path on the machine that runs it, or an http(s) URL."
+    )
+    prompts: list[Prompt] = Field(
+        default_factory=list, max_length=MAX_VARIANTS, description="Scene prompts, one variant each."
+    )
+    backgrounds: list[Location] = Field(
+        default_factory=list,
+        max_length=MAX_VARIANTS,
+        description="Background images to use as they are, one variant each.",
+    )
+    out: Location | None = Field(
+        None, description="Where the run folder goes: a folder or a storage URL (s3://bucket/prefix). Default: out_dir."
+    )
+
+
+class RunRequest(RunOptions, RunInputs):
+    """One product in one or more scenes: the run contract (see the module docstring).
+
+    Its fields are ``RunInputs``' then ``RunOptions``' (the order the UI form shows them).
+    """
+
+    @model_validator(mode="after")
+    def _bounded_variants(self) -> RunRequest:
+        count = len(self.prompts) + len(self.backgrounds)
+        if count > MAX_VARIANTS:
+            raise ValueError(f"too many variants: {count} prompts and backgrounds (limit {MAX_VARIANTS})")
+        return self
+
+
+class Product(_Contract):
+    """The product a run places: as the user named it, and what its file holds."""
+
+    source: str = Field(description="The product image as given (a path or a URL).")
+    sha256: str = Field(description="sha256 of the product file's bytes.")
+
+
+class Variant(_Contract):
+    """One image a run makes: from a prompt or from a provided background, with its seed."""
+
+    index: int = Field(description="Position in the run: prompts first, then backgrounds.")
+    seed: int = Field(description="The run's seed + index: the same seed makes the same image.")
+    prompt: str | None = Field(description="The scene prompt (None: a provided background).")
+    background: str | None = Field(description="The provided background as given (None: a generated scene).")
+    background_sha256: str | None = Field(None, description="sha256 of the background file's bytes.")
+
+
+__all__ = [
+    "MAX_PROMPT_CHARS",
+    "MAX_SURFACE_CHARS",
+    "MAX_VARIANTS",
+    "OutputSize",
+    "Product",
+    "Prompt",
+    "RunOptions",
+    "RunRequest",
+    "Seed",
+    "SurfacePhrase",
+    "Variant",
+]

@@ -4,18 +4,20 @@ Every value has a default. Values come, highest priority first, from: arguments 
 in code, ``PLACEWRIGHT_*`` environment variables (nested sections with ``__``, e.g.
 ``PLACEWRIGHT_COMPOSITE__SHADOW_OPACITY=0.25``), a TOML file named by
 ``PLACEWRIGHT_CONFIG_FILE`` (or ``placewright.toml`` in the working directory), and
-the defaults below. Settings are built at the edges (CLI, flow entry) and passed down
-as typed sections: core functions never read the environment.
+the defaults below. Unknown keys are refused (a typo surfaces instead of being ignored).
+Settings are built at the edges (CLI, flow entry) and passed down as typed sections: core
+functions never read the environment.
 """
 
 from __future__ import annotations
 
 import os
+import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,7 +25,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-OutputFormat = Literal["webp", "jpeg", "png"]
+from placewright.errors import InvalidInput
+from placewright.request import OutputSize, SurfacePhrase
+from placewright.types import OutputFormat, Size, UrlMode
+from placewright.validation import describe, one_line
 
 
 class Section(BaseModel):
@@ -187,10 +192,7 @@ class SceneSettings(Section):
     prompt_template: str = Field(
         "{prompt}, an empty {surface} in the foreground with nothing on it, product photography, photorealistic, "
         "soft natural light, high detail",
-        description="diffusers: the text sent; {prompt} is the scene prompt, {surface} the surface phrase.",
-    )
-    surface: str = Field(
-        "surface", min_length=1, description="diffusers: what the product will stand on ({surface} in the template)."
+        description="diffusers and a1111: the text sent; {prompt} is the scene prompt, {surface} the run's surface.",
     )
     native_side: int = Field(
         0, ge=0, le=4096, description="diffusers: generate at about this side squared pixels (0: the model's own)."
@@ -226,7 +228,6 @@ class LocateSettings(Section):
     """Finding the placement surface."""
 
     backend: str = "auto"
-    surface: str = Field("table", description="The surface phrase, e.g. 'table' or 'countertop'.")
     band: tuple[float, float] = Field(
         (0.62, 0.74), description="Fallback band (fractions of the height) the base line is put in."
     )
@@ -310,7 +311,7 @@ class HarmonizeSettings(Section):
         "soft natural light falling on the surface around the object, realistic contact shadow and reflection, "
         "photorealistic product photograph",
         min_length=1,
-        description="diffusers-inpaint: prompt for the relit ring around the product.",
+        description="diffusers-inpaint and a1111: the relit surroundings, sent after the variant's scene prompt.",
     )
     steps: int = Field(
         12, ge=1, le=100, description="diffusers-inpaint: denoising steps run (the pipeline gets steps / strength)."
@@ -318,7 +319,6 @@ class HarmonizeSettings(Section):
     guidance: float | None = Field(
         None, ge=0, le=100, description="diffusers-inpaint: guidance scale; None: SD/SDXL 7.5, Flux Fill 30, Flux 3.5."
     )
-    seed: int = Field(0, ge=0, description="diffusers-inpaint: noise seed (the same seed gives the same image).")
     work_side: int = Field(
         0, ge=0, le=4096, description="diffusers-inpaint: long side of the processed crop; 0: SD 512, SDXL/Flux 1024."
     )
@@ -330,19 +330,12 @@ class OutputSettings(Section):
 
     format: OutputFormat = "webp"
     quality: int = Field(90, ge=1, le=100, description="WebP/JPEG quality of the full-size images.")
-    size: str = Field("1024x1024", description="Default output size, WIDTHxHEIGHT.")
+    size: OutputSize = Field(Size(1024, 1024), description="Default output size (WIDTHxHEIGHT text or width/height).")
     preview_side: int = Field(
         512, ge=0, le=2048, description="Long side of the preview published next to each image; 0: no preview."
     )
     preview_quality: int = Field(80, ge=1, le=100, description="WebP/JPEG quality of the previews.")
     srgb_profile: bool = Field(True, description="Embed an sRGB ICC profile so browsers show the colours as made.")
-
-    @field_validator("size")
-    @classmethod
-    def _valid_size(cls, value: str) -> str:
-        from placewright.types import Size
-
-        return str(Size.parse(value))
 
 
 class StorageSettings(Section):
@@ -359,7 +352,7 @@ class StorageSettings(Section):
     options: dict[str, Any] = Field(
         default_factory=dict, description="Extra fsspec storage options for every location (e.g. gcsfs project)."
     )
-    urls: Literal["auto", "presigned", "public", "plain"] = Field(
+    urls: UrlMode = Field(
         "auto",
         description="URLs in the manifest. auto: public if public_base_url is set, else presigned on object "
         "stores, else file:// URLs. plain: the storage URL (s3://...).",
@@ -420,12 +413,19 @@ class RunnerSettings(Section):
 class FaultSettings(Section):
     """Fault injection for drills and tests: make one stage fail on purpose. Off by default."""
 
-    fail_stage: (
-        Literal["ingest", "enhance", "cutout", "analyze", "scene", "locate", "composite", "harmonize", "publish"] | None
-    ) = Field(None, description="The stage whose task raises an error.")
+    fail_stage: str | None = Field(None, description="The stage whose task raises an error (ingest, ..., publish).")
     while_file_exists: str | None = Field(
         None, description="Fail only while this file exists (delete it, then retry the run); None: always."
     )
+
+    @field_validator("fail_stage")
+    @classmethod
+    def _known_stage(cls, value: str | None) -> str | None:
+        from placewright.stages import task_names  # the stage table imports every stage (and these settings)
+
+        if value is not None and value not in task_names():
+            raise ValueError(f"unknown stage {value!r}; choose one of: {', '.join(task_names())}")
+        return value
 
 
 def _default_models_dir() -> Path:
@@ -447,7 +447,7 @@ class Settings(BaseSettings):
         # PLACEWRIGHT_ENHANCE__UPSCALER__DEVICE=cuda changes that one field, keeping the default model.
         nested_model_default_partial_update=True,
         env_ignore_empty=True,
-        extra="ignore",
+        extra="forbid",  # a key the file misspells is an error, not silently ignored
         frozen=True,
     )
 
@@ -455,6 +455,9 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(default_factory=_default_cache_dir, description="Intermediate images.")
     models_dir: Path = Field(default_factory=_default_models_dir, description="Weight files of AI backends.")
     seed: int = Field(0, ge=0, description="Base seed; variant i uses seed + i.")
+    surface: SurfacePhrase = Field(
+        "table", description="What products stand on unless a run says: the scene prompt's, locate's and composite's."
+    )
     limits: LimitsSettings = LimitsSettings()
     enhance: EnhanceSettings = EnhanceSettings()
     cutout: CutoutSettings = CutoutSettings()
@@ -494,14 +497,33 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        config_file = os.environ.get("PLACEWRIGHT_CONFIG_FILE")
-        if config_file and not Path(config_file).is_file():
-            raise ValueError(f"PLACEWRIGHT_CONFIG_FILE points at {config_file!r}, which is not a file")
-        toml_path = Path(config_file) if config_file else Path("placewright.toml")
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        named = os.environ.get("PLACEWRIGHT_CONFIG_FILE")
+        if named and not Path(named).is_file():
+            raise ValueError(f"PLACEWRIGHT_CONFIG_FILE points at {named!r}, which is not a file")
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=config_file()))
+
+
+def config_file() -> Path:
+    """The TOML file settings are read from: ``$PLACEWRIGHT_CONFIG_FILE``, else ``./placewright.toml``."""
+    return Path(os.environ.get("PLACEWRIGHT_CONFIG_FILE") or "placewright.toml")
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The settings of this process (environment and config file read once)."""
-    return Settings()
+    """The settings of this process (environment and config file read once).
+
+    Raises:
+        InvalidInput: one line naming the file or variable and the problem (an unknown or
+            misspelled key, a bad value, a TOML syntax error, a missing config file).
+    """
+    source = f"bad configuration ({config_file()} and PLACEWRIGHT_* variables)"
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise InvalidInput(f"{source}: {describe(exc, Settings)}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"bad configuration: {config_file()}: TOML syntax error: {one_line(str(exc))}") from None
+    except RecursionError:
+        raise InvalidInput(f"bad configuration: {config_file()}: nested too deeply") from None
+    except ValueError as exc:  # settings_customise_sources: a config file that is not there
+        raise InvalidInput(f"bad configuration: {one_line(str(exc))}") from None

@@ -22,7 +22,7 @@ from typing import Any
 
 import fsspec
 
-from placewright.errors import InvalidInput
+from placewright.errors import InvalidInput, first_line
 from placewright.settings import StorageSettings
 
 logger = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ class Location:
             InvalidInput: one line naming the location and the problem.
         """
         if self.local:
-            return  # request.py checks local folders (no filesystem access needed for that)
+            return  # plan.check_output_folder checks local folders
         bucket = self.root.split("/", 1)[0]
         try:
             self.fs.info(bucket)  # exists() would hide a bad endpoint or bad credentials as "False"
@@ -127,7 +127,7 @@ class Location:
                 f"{self.url}: bucket {bucket!r} does not exist (or these credentials cannot see it)"
             ) from None
         except PermissionError as exc:
-            raise InvalidInput(f"{self.url}: access denied ({_first_line(exc)}); check the credentials") from None
+            raise InvalidInput(f"{self.url}: access denied ({first_line(exc)}); check the credentials") from None
         except Exception as exc:  # botocore raises its own classes for missing credentials and endpoints
             raise InvalidInput(f"{self.url}: storage is not reachable ({_describe(exc)})") from None
 
@@ -255,13 +255,8 @@ def open_location(url: str, settings: StorageSettings) -> Location:
     return Location(url, settings)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
 def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {_first_line(exc)}"
+    return f"{type(exc).__name__}: {first_line(exc)}"
 
 
 # Under a remote --out, shared work files live here, beside the runs (hidden from run listings).

@@ -8,10 +8,15 @@ Boxes are pixel boxes ``Box(x0, y0, x1, y1)``: x0/y0 inclusive, x1/y1 exclusive.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from placewright.errors import InvalidInput
+
+OutputFormat = Literal["webp", "jpeg", "png"]
+# How the manifest's URLs are made: see StorageSettings.urls.
+UrlMode = Literal["auto", "presigned", "public", "plain"]
 
 
 @dataclass(frozen=True)
@@ -50,21 +55,10 @@ class Box:
 
 @dataclass(frozen=True)
 class Size:
-    """An output size in pixels."""
+    """An image size in pixels (the run contract's ``OutputSize`` also reads ``"WIDTHxHEIGHT"`` text)."""
 
     width: int
     height: int
-
-    @classmethod
-    def parse(cls, text: str) -> Size:
-        """Parse ``"WIDTHxHEIGHT"`` (e.g. ``"1024x768"``); raises ValueError naming the problem."""
-        parts = text.lower().replace(" ", "").split("x")
-        if len(parts) != 2 or not all(p.isdigit() for p in parts):
-            raise ValueError(f"size must look like WIDTHxHEIGHT (e.g. 1024x1024), got {text!r}")
-        width, height = int(parts[0]), int(parts[1])
-        if not (64 <= width <= 8192 and 64 <= height <= 8192):
-            raise ValueError(f"size {text!r} is out of range: each side must be 64..8192 pixels")
-        return cls(width, height)
 
     def __str__(self) -> str:
         return f"{self.width}x{self.height}"

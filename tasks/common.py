@@ -1,21 +1,32 @@
-"""What every stage task shares: its cache policy, retry rule and attempt bookkeeping.
+"""What every stage task shares, in one place: :func:`stage_task` makes a stage's Prefect task.
 
-Cache keys are content hashes: image inputs count by their sha256 (never their pixels or
-where they are stored), settings sections by their values, plus the task's source and the
-``name@version`` of every backend in the stage's chain. Transient backend errors are
-retried by Prefect with backoff; on the last attempt the stage falls back instead.
+A task module says only what is its stage's own: how to load its inputs and call the core
+function. :func:`stage_task` adds the rest to every stage:
+
+- **cache keys** are content hashes: image inputs count by their sha256 (never their pixels or
+  where they are stored), settings sections by their values, plus the task body's source and the
+  ``name@version`` of every backend in the stage's chain (:class:`StageCache`);
+- **fault drills**: ``faults.fail_stage`` fails the stage on purpose (:func:`inject_fault`);
+- **transient errors** (timeouts, HTTP 5xx) are raised for Prefect to retry with backoff on every
+  attempt but the last, where the stage falls back instead (:attr:`StageIO.raise_transient`);
+- **degraded results** (a backend failed and the stage fell back) are not cached, so the next run
+  tries the preferred backend again (:func:`cache_only_if_healthy`);
+- **intermediate images** go through the run's blob store (:class:`StageIO`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import inspect
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
-from prefect import Task
+import numpy as np
+from prefect import Task, task
 from prefect.cache_policies import CachePolicy
 from prefect.client.schemas.objects import TaskRun
 from prefect.context import TaskRunContext
@@ -23,11 +34,15 @@ from prefect.states import State
 from prefect.transactions import get_transaction
 from pydantic import BaseModel
 
-from placewright.backends import Registry, StageRecord
+from placewright.backends import StageRecord
 from placewright.errors import StageFailed, TransientBackendError
 from placewright.settings import get_settings
+from placewright.stages import stage, stages
 from placewright.storage import storage_options
 from placewright.store import BlobStore, ImageRef
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def canonical(value: Any) -> Any:
@@ -53,10 +68,13 @@ def canonical(value: Any) -> Any:
 
 @dataclasses.dataclass
 class StageCache(CachePolicy):
-    """Cache key = task source + content of the inputs + versions of the stage's backends."""
+    """Cache key = task source + content of the inputs + versions of the stage's backends.
 
-    registry: Registry | None = None
-    backend_option: str = "options"
+    ``stage`` names the task's step; when it is in the stage table its backends count, and its
+    task's ``options`` input is the stage's settings section. Inputs in ``exclude`` are left out.
+    """
+
+    stage: str | None = None
     exclude: tuple[str, ...] = ()
 
     def compute_key(
@@ -66,14 +84,15 @@ class StageCache(CachePolicy):
         flow_parameters: dict[str, Any],
         **kwargs: Any,
     ) -> str | None:
+        body = inspect.unwrap(task_ctx.task.fn)  # the stage's own function, not stage_task's wrapper
         try:
-            source = inspect.getsource(task_ctx.task.fn)
+            source = inspect.getsource(body)
         except (OSError, TypeError):
-            source = task_ctx.task.fn.__qualname__
+            source = body.__qualname__
         backends = None
-        if self.registry is not None:
-            options = inputs.get(self.backend_option)
-            backends = self.registry.signature(getattr(options, "backend", "auto"), options)
+        if self.stage is not None and self.stage in (s.name for s in stages()):
+            options = inputs.get("options")
+            backends = stage(self.stage).registry.signature(getattr(options, "backend", "auto"), options)
         payload = {
             "task": task_ctx.task.fn.__qualname__,
             "source": hashlib.sha256(source.encode()).hexdigest(),
@@ -118,10 +137,58 @@ def cache_only_if_healthy(record: StageRecord) -> None:
         transaction.write_on_commit = False
 
 
-STAGE_TASK_OPTIONS: dict[str, Any] = {
-    "persist_result": True,
-    "retry_condition_fn": retry_transient_only,
-}
+def stage_task(
+    name: str, *, gpu: bool = False, not_in_key: tuple[str, ...] = ()
+) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """Decorator: the Prefect task of stage ``name`` from its body (see the module docstring).
+
+    Args:
+        name: the stage's name in the stage table (``ingest``: a step with no backends).
+        gpu: the stage may load a model: the task carries :data:`GPU_TAG`.
+        not_in_key: inputs left out of the cache key (a file's path, when its sha256 is an input).
+
+    The body's parameters are the task's (the flow passes them by name, see
+    :mod:`placewright.stages`); its result, when it has a ``record``, decides whether it is cached.
+    Retries and result storage are set per run by the flow (``retry`` and ``storage`` settings).
+    """
+
+    def decorate(body: Callable[P, R]) -> Task[P, R]:
+        @functools.wraps(body)
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            inject_fault(name)
+            result = body(*args, **kwargs)
+            record = getattr(result, "record", None)
+            if isinstance(record, StageRecord):
+                cache_only_if_healthy(record)
+            return result
+
+        return task(
+            name=name,
+            cache_policy=StageCache(stage=name, exclude=not_in_key),
+            tags=[GPU_TAG] if gpu else None,
+            persist_result=True,
+            retry_condition_fn=retry_transient_only,
+        )(run)
+
+    return decorate
+
+
+class StageIO:
+    """A stage body's access to the run's intermediate images, and its retry bookkeeping.
+
+    Args:
+        store_root: where the run keeps intermediate images (the ``store_root`` task input).
+    """
+
+    def __init__(self, store_root: str) -> None:
+        self.store = blob_store(store_root)
+        self.raise_transient = not is_last_attempt()
+
+    def get(self, ref: ImageRef) -> np.ndarray:
+        return self.store.get(ref)
+
+    def put(self, pixels: np.ndarray) -> ImageRef:
+        return self.store.put(pixels)
 
 
 def blob_store(root: str) -> BlobStore:

@@ -1,37 +1,35 @@
+"""The composite stage's task."""
+
 from __future__ import annotations
 
-from prefect import task
-
 from placewright.analyze import AnalyzeResult
-from placewright.composite import COMPOSITORS, composite
+from placewright.composite import composite
 from placewright.locate import LocateResult
 from placewright.settings import CompositeSettings
-from tasks.common import STAGE_TASK_OPTIONS, StageCache, blob_store, cache_only_if_healthy, inject_fault
+from tasks.common import StageIO, stage_task
 from tasks.refs import CompositeOutput, CutoutOutput, SceneOutput
 
 
-@task(name="composite", cache_policy=StageCache(registry=COMPOSITORS), **STAGE_TASK_OPTIONS)
+@stage_task("composite")
 def composite_variant(
     scene: SceneOutput,
-    located: LocateResult,
+    locate: LocateResult,
     cutout: CutoutOutput,
-    analysis: AnalyzeResult,
-    options: CompositeSettings,
+    analyze: AnalyzeResult,
+    surface: str,
     seed: int,
+    options: CompositeSettings,
     store_root: str,
-    surface_phrase: str = "table",
 ) -> CompositeOutput:
     """Put the product on the surface with matched colour and shadows."""
-    inject_fault("composite")
-    store = blob_store(store_root)
+    io = StageIO(store_root)
     result = composite(
-        store.get(scene.image),
-        store.get(cutout.image),
-        surface=located.surface,
-        analysis=analysis.analysis,
+        io.get(scene.image),
+        io.get(cutout.image),
+        surface=locate.surface,
+        analysis=analyze.analysis,
+        surface_phrase=surface,
         options=options,
         seed=seed,
-        surface_phrase=surface_phrase,
     )
-    cache_only_if_healthy(result.record)
-    return CompositeOutput(store.put(result.image), store.put(result.product_alpha), result.product_box, result.record)
+    return CompositeOutput(io.put(result.image), io.put(result.product_alpha), result.product_box, result.record)

@@ -1,32 +1,16 @@
+"""The cut-out stage's task."""
+
 from __future__ import annotations
 
-from prefect import task
-
-from placewright.cutout import CUTTERS, cut_out
+from placewright.cutout import cut_out
 from placewright.settings import CutoutSettings
-from placewright.store import ImageRef
-from tasks.common import (
-    GPU_TAG,
-    STAGE_TASK_OPTIONS,
-    StageCache,
-    blob_store,
-    cache_only_if_healthy,
-    inject_fault,
-    is_last_attempt,
-)
+from tasks.common import StageIO, stage_task
 from tasks.refs import CutoutOutput, StagedImage
 
 
-@task(name="cut-out", cache_policy=StageCache(registry=CUTTERS), tags=[GPU_TAG], **STAGE_TASK_OPTIONS)
-def cut_out_product(image: StagedImage | ImageRef, options: CutoutSettings, store_root: str) -> CutoutOutput:
-    """Separate the product from its backdrop; an RGBA cut-out cropped to content.
-
-    ``image`` is the enhance stage's output (or a plain reference), so the flow can pass the
-    enhance task's future straight in.
-    """
-    inject_fault("cutout")
-    store = blob_store(store_root)
-    ref = image.image if isinstance(image, StagedImage) else image
-    result = cut_out(store.get(ref), options=options, raise_transient=not is_last_attempt())
-    cache_only_if_healthy(result.record)
-    return CutoutOutput(store.put(result.rgba), result.box, result.record)
+@stage_task("cutout", gpu=True)
+def cut_out_product(enhance: StagedImage, options: CutoutSettings, store_root: str) -> CutoutOutput:
+    """Separate the (enhanced) product from its backdrop; an RGBA cut-out cropped to content."""
+    io = StageIO(store_root)
+    result = cut_out(io.get(enhance.image), options=options, raise_transient=io.raise_transient)
+    return CutoutOutput(io.put(result.rgba), result.box, result.record)

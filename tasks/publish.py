@@ -1,99 +1,76 @@
+"""The publish step's task: the finished variants' images and the manifest, written to the run's location."""
+
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from placewright.analyze import AnalyzeResult
-from placewright.backends import StageRecord
-from placewright.locate import LocateResult
-from placewright.publish import ProductOutput, VariantOutput, publish_run
+from placewright.plan import storage_for
+from placewright.publish import FinishedVariant, PublishedRun, publish_run
+from placewright.request import Product, Variant
 from placewright.settings import OutputSettings, get_settings
+from placewright.stages import PUBLISH, stages
 from placewright.storage import open_location
+from placewright.types import UrlMode
 from tasks.common import blob_store, inject_fault, is_last_attempt
-from tasks.refs import CompositeOutput, CutoutOutput, SceneOutput, StagedImage, VariantSpec
 
 
-@dataclass(frozen=True)
-class VariantParts:
-    """Everything one finished variant is made of, as references."""
-
-    spec: VariantSpec
-    scene: SceneOutput
-    located: LocateResult
-    composited: CompositeOutput
-    final: StagedImage
-
-
-@dataclass(frozen=True)
-class ProductParts:
-    source: str
-    sha256: str
-    enhanced: StagedImage
-    cutout: CutoutOutput
-    analysis: AnalyzeResult
-
-
-@task(name="publish", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 4])
+@task(name=PUBLISH, cache_policy=NO_CACHE)
 def publish_outputs(
     run_id: str,
     run_path: str,
     created_at: str,
-    out_dir: str,
-    product: ProductParts,
-    variants: list[VariantParts],
+    out: str,
+    urls: UrlMode,
+    product: Product,
+    product_outputs: dict[str, Any],
+    variants: list[tuple[Variant, dict[str, Any]]],
     output: OutputSettings,
     store_root: str,
-) -> dict:
-    """Publish the run (images first, manifest last; idempotent); returns what was published.
+) -> PublishedRun:
+    """Publish the run (images first, manifest last; idempotent).
 
-    Returns:
-        ``{"manifest": <manifest dict>, "manifest_url": str, "written": [keys], "unchanged": [keys]}``.
+    Args:
+        run_id, run_path, created_at: the run's identity and folder under ``out``.
+        out: the output location; ``urls``: how its URLs are made.
+        product: the product as named, and its sha256.
+        product_outputs: each product stage's output, by stage name.
+        variants: each finished variant with its variant stages' outputs, by stage name.
+        output: formats, qualities, previews.
+        store_root: where the intermediate images are.
+
+    Retries come from the run's ``retry`` settings; on the last attempt a failure removes what
+    this run had written (a run without a manifest is not a run).
     """
-    inject_fault("publish")
+    inject_fault(PUBLISH)
     logger = get_run_logger()
     store = blob_store(store_root)
-    location = open_location(out_dir, get_settings().storage)
-    product_stages: dict[str, StageRecord] = {
-        "enhance": product.enhanced.record,
-        "cutout": product.cutout.record,
-        "analyze": product.analysis.record,
-    }
-    analysis = {**product.analysis.analysis.as_dict(), "backend": product.analysis.record.backend}
+    location = open_location(out, storage_for(urls, get_settings().storage))
+    finished = []
+    for variant, outputs in variants:
+        every = {**product_outputs, **outputs}
+        finished.append(
+            FinishedVariant(
+                variant=variant,
+                image=store.get(outputs["harmonize"].image),
+                product_box=outputs["composite"].product_box,
+                surface=outputs["locate"].surface,
+                stages={s.name: every[s.name].record for s in stages()},
+                composite=store.get(outputs["composite"].image),
+                product_alpha=store.get(outputs["composite"].product_alpha),
+            )
+        )
     published = publish_run(
         location=location,
         run_path=run_path,
         run_id=run_id,
         created_at=created_at,
-        product=ProductOutput(
-            source=product.source,
-            sha256=product.sha256,
-            cutout=store.get(product.cutout.image),
-            analysis=analysis,
-            stages=product_stages,
-        ),
-        variants=[
-            VariantOutput(
-                index=v.spec.index,
-                seed=v.spec.seed,
-                prompt=v.spec.prompt if v.spec.background is None else None,
-                background=v.spec.background_source,
-                image=store.get(v.final.image),
-                composite=store.get(v.composited.image),
-                product_alpha=store.get(v.composited.product_alpha),
-                product_box=v.composited.product_box,
-                surface_box=v.located.surface.box,
-                surface_line_y=v.located.surface.line_y,
-                stages={
-                    "scene": v.scene.record,
-                    "locate": v.located.record,
-                    "composite": v.composited.record,
-                    "harmonize": v.final.record,
-                },
-            )
-            for v in variants
-        ],
+        product=product,
+        cutout=store.get(product_outputs["cutout"].image),
+        analysis=product_outputs["analyze"].analysis,
+        variants=finished,
         output=output,
         clean_on_failure=is_last_attempt(),
     )
@@ -103,9 +80,4 @@ def publish_outputs(
         len(published.written),
         len(published.unchanged),
     )
-    return {
-        "manifest": published.manifest.model_dump(mode="json"),
-        "manifest_url": published.manifest_url,
-        "written": published.written,
-        "unchanged": published.unchanged,
-    }
+    return published

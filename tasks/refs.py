@@ -1,4 +1,7 @@
-"""The small values stage tasks hand each other: references to stored images plus metadata."""
+"""The small values stage tasks hand each other: references to stored images plus their stage's record.
+
+Every stage output has a ``record`` (a :class:`~placewright.backends.StageRecord`): the manifest lists them.
+"""
 
 from __future__ import annotations
 
@@ -27,18 +30,9 @@ class CutoutOutput:
 
 
 @dataclass(frozen=True)
-class VariantSpec:
-    """What one variant is made from: a prompt or a provided background, and its seed."""
-
-    index: int
-    seed: int
-    prompt: str | None = None
-    background: ImageRef | None = None
-    background_source: str | None = None
-
-
-@dataclass(frozen=True)
 class SceneOutput:
+    """The scene, and its surface when the scene backend knows it (procedural scenes)."""
+
     image: ImageRef
     surface: Surface | None
     record: StageRecord
@@ -46,6 +40,8 @@ class SceneOutput:
 
 @dataclass(frozen=True)
 class CompositeOutput:
+    """The composite, the product's alpha in it, and the product's box."""
+
     image: ImageRef
     product_alpha: ImageRef
     product_box: Box

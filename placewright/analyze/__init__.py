@@ -5,20 +5,26 @@ See :mod:`placewright.analyze.heuristic` for the category table and the size rul
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
+from pydantic import Field, FieldSerializationInfo, field_serializer
+from pydantic.dataclasses import dataclass as validated_dataclass
 
-from placewright.backends import Registry, StageRecord, run_chain
+from placewright.backends import Backend, Registry, StageRecord, run_chain
 from placewright.errors import InvalidInput
 from placewright.settings import AnalyzeSettings
 
-ANALYZERS: Registry = Registry("analyze", classical="heuristic")
+ANALYZERS: Registry[Analyzer] = Registry("analyze", preference=("openai-vision", "heuristic"))
+# Digits kept in the manifest (the pipeline itself uses the full values).
+_ROUNDING = {"size_fraction": 4, "aspect": 4, "width_cm": 1, "height_cm": 1, "confidence": 3}
 
 
-@dataclass(frozen=True)
+@validated_dataclass(frozen=True)
 class Analysis:
-    """What the product is and its recommended size.
+    """What the product is and its recommended size; recorded as is in the manifest.
 
     Attributes:
         name: a short human name, e.g. "olive oil bottle".
@@ -34,29 +40,26 @@ class Analysis:
 
     name: str
     category: str
-    size_fraction: float
-    aspect: float
-    width_cm: float | None = None
-    height_cm: float | None = None
-    placement: str | None = None
-    confidence: float | None = None
+    size_fraction: float = Field(description="Product height as a fraction of the output height.")
+    aspect: float = Field(description="Cut-out height / width.")
+    width_cm: float | None = Field(None, description="Estimated real-world width (None: not estimated).")
+    height_cm: float | None = Field(None, description="Estimated real-world height (None: not estimated).")
+    placement: str | None = Field(None, description="How the product should stand, when the backend says.")
+    confidence: float | None = Field(None, description="The backend's confidence, 0..1 (None: not reported).")
 
-    def as_dict(self) -> dict[str, object]:
-        """JSON-ready form for the manifest (optional fields are None when unknown)."""
+    @field_serializer(*_ROUNDING)
+    def _rounded(self, value: float | None, info: FieldSerializationInfo) -> float | None:
+        return None if value is None else round(float(value), _ROUNDING[info.field_name])
 
-        def rounded(value: float | None, digits: int) -> float | None:
-            return None if value is None else round(float(value), digits)
 
-        return {
-            "name": self.name,
-            "category": self.category,
-            "size_fraction": round(float(self.size_fraction), 4),
-            "aspect": round(float(self.aspect), 4),
-            "width_cm": rounded(self.width_cm, 1),
-            "height_cm": rounded(self.height_cm, 1),
-            "placement": self.placement,
-            "confidence": rounded(self.confidence, 3),
-        }
+class Analyzer(Backend[AnalyzeSettings]):
+    """Base of the analyze backends."""
+
+    registry: ClassVar[Registry[Analyzer]] = ANALYZERS
+
+    @abstractmethod
+    def __call__(self, cutout: np.ndarray, filename: str, prompts: list[str]) -> Analysis:
+        """Name the product in ``cutout`` ((H, W, 4) uint8) and recommend its size."""
 
 
 @dataclass(frozen=True)
@@ -103,8 +106,7 @@ def analyze(
     return AnalyzeResult(analysis=analysis, record=record)
 
 
-# AI backends register before the classical one (preference order).
-from placewright.analyze import llm as _llm  # noqa: E402,F401,I001  (registers the backend)
-from placewright.analyze import heuristic as _heuristic  # noqa: E402,F401  (registers the backend)
+# The backends register themselves when defined (their order here does not matter: see ANALYZERS).
+from placewright.analyze import heuristic, llm  # noqa: E402,F401
 
-__all__ = ["ANALYZERS", "Analysis", "AnalyzeResult", "analyze"]
+__all__ = ["ANALYZERS", "Analysis", "AnalyzeResult", "Analyzer", "analyze"]

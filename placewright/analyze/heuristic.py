@@ -30,11 +30,10 @@ from __future__ import annotations
 
 import re
 from pathlib import PurePath
-from typing import ClassVar
 
 import numpy as np
 
-from placewright.analyze import ANALYZERS, Analysis
+from placewright.analyze import Analysis, Analyzer
 from placewright.errors import InvalidInput
 from placewright.settings import AnalyzeSettings
 
@@ -213,19 +212,11 @@ def cutout_aspect(cutout: np.ndarray) -> float:
     return cutout.shape[0] / cutout.shape[1]
 
 
-@ANALYZERS.register
-class HeuristicAnalyzer:
+class HeuristicAnalyzer(Analyzer):
     """Keyword categories from the file name and prompts; size from a per-category table."""
 
-    name: ClassVar[str] = "heuristic"
-    version: ClassVar[str] = "1"
-
-    @classmethod
-    def unavailable_reason(cls, options: object = None) -> str | None:
-        return None
-
-    def __init__(self, options: AnalyzeSettings) -> None:
-        self.options = options
+    name = "heuristic"
+    version = "1"
 
     def __call__(self, cutout: np.ndarray, filename: str, prompts: list[str]) -> Analysis:
         aspect = float(cutout_aspect(cutout))

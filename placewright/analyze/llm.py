@@ -27,14 +27,13 @@ import base64
 import io
 import json
 import os
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from placewright.analyze import ANALYZERS, Analysis
+from placewright.analyze import Analysis, Analyzer
 from placewright.errors import BackendUnavailable, StageFailed, TransientBackendError
-from placewright.models import missing_packages
 from placewright.settings import AnalyzeSettings
 
 CM_RANGE = (0.5, 300.0)
@@ -133,19 +132,16 @@ def parse_answer(content: str | None) -> LLMAnswer:
         raise StageFailed(f"answer does not match the schema ({problems})", stage="analyze") from exc
 
 
-@ANALYZERS.register
-class OpenAIVisionAnalyzer:
+class OpenAIVisionAnalyzer(Analyzer):
     """Asks an OpenAI-compatible vision model what the product is, its real size and placement."""
 
-    name: ClassVar[str] = "openai-vision"
-    version: ClassVar[str] = "1"
+    name = "openai-vision"
+    version = "1"
+    requires = ("openai",)
 
     @classmethod
-    def unavailable_reason(cls, options: AnalyzeSettings | None = None) -> str | None:
-        reason = missing_packages("openai")
-        if reason:
-            return reason
-        key = getattr(options, "llm_api_key", None)
+    def setup_problem(cls, options: AnalyzeSettings) -> str | None:
+        key = options.llm_api_key
         # The core reads no settings from the environment; OPENAI_API_KEY is the openai client's own
         # variable, which it reads itself when no key is configured: checking it says whether it will work.
         if (key is None or not key.get_secret_value()) and not os.environ.get("OPENAI_API_KEY"):
@@ -158,9 +154,6 @@ class OpenAIVisionAnalyzer:
         url = options.llm_base_url or "OPENAI_BASE_URL, else api.openai.com"
         key = "analyze.llm_api_key" if options.llm_api_key is not None else "OPENAI_API_KEY"
         return f"{options.llm_model} at {url} (key: {key})"
-
-    def __init__(self, options: AnalyzeSettings) -> None:
-        self.options = options
 
     def __call__(self, cutout: np.ndarray, filename: str, prompts: list[str]) -> Analysis:
         from placewright.analyze.heuristic import HEIGHT_FRACTION, cutout_aspect

@@ -9,17 +9,37 @@ compositors (e.g. generative ones) register in :data:`COMPOSITORS`.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from placewright.analyze import Analysis
-from placewright.backends import Registry, StageRecord, run_chain
+from placewright.backends import Backend, Registry, StageRecord, run_chain
 from placewright.errors import InvalidInput
 from placewright.settings import CompositeSettings
 from placewright.types import Box, Surface, check_image
 
-COMPOSITORS: Registry = Registry("composite", classical="classical")
+COMPOSITORS: Registry[Compositor] = Registry("composite", preference=("classical",))
+
+
+class Compositor(Backend[CompositeSettings]):
+    """Base of the composite backends."""
+
+    registry: ClassVar[Registry[Compositor]] = COMPOSITORS
+
+    @abstractmethod
+    def __call__(
+        self,
+        scene: np.ndarray,
+        cutout: np.ndarray,
+        surface: Surface,
+        analysis: Analysis,
+        seed: int,
+        surface_phrase: str,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Composite; returns the (H, W, 3) uint8 image and the (H, W) uint8 product alpha."""
 
 
 @dataclass(frozen=True)
@@ -52,9 +72,9 @@ def composite(
     *,
     surface: Surface,
     analysis: Analysis,
+    surface_phrase: str,
     options: CompositeSettings,
     seed: int = 0,
-    surface_phrase: str = "table",
 ) -> CompositeResult:
     """Place the cut-out product in the scene, standing on ``surface``.
 
@@ -65,9 +85,10 @@ def composite(
         analysis: supplies ``size_fraction`` (product height / H) and, when known, the
             product's real height, which with the surface box sets the size (see place.py).
         options: the composite settings section.
-        seed: for generative backends; the classical one is deterministic.
         surface_phrase: what the product stands on ("table", "countertop"): its typical
             width gives the scene's scale when the product's real size is known.
+        options: the composite settings section.
+        seed: for generative backends; the classical one is deterministic.
 
     Returns:
         A :class:`CompositeResult`.
@@ -88,6 +109,7 @@ def composite(
     return CompositeResult(image=image, product_alpha=product_alpha, product_box=box, record=record)
 
 
-from placewright.composite import classical as _classical  # noqa: E402,F401  (registers the backend)
+# The backends register themselves when defined (see COMPOSITORS for the preference order).
+from placewright.composite import classical  # noqa: E402,F401
 
-__all__ = ["COMPOSITORS", "CompositeResult", "composite"]
+__all__ = ["COMPOSITORS", "CompositeResult", "Compositor", "composite"]

@@ -6,32 +6,21 @@ so no dark or coloured fringe can appear at the product's edge.
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import numpy as np
 
 from placewright.analyze import Analysis
-from placewright.composite import COMPOSITORS
+from placewright.composite import Compositor
 from placewright.composite.color import local_region, match_gains
 from placewright.composite.place import place
 from placewright.composite.shadows import shadow_maps
-from placewright.settings import CompositeSettings
 from placewright.types import Surface
 
 
-@COMPOSITORS.register
-class ClassicalCompositor:
+class ClassicalCompositor(Compositor):
     """Premultiplied alpha compositing with bounded colour matching and soft shadows."""
 
-    name: ClassVar[str] = "classical"
-    version: ClassVar[str] = "1"
-
-    @classmethod
-    def unavailable_reason(cls, options: object = None) -> str | None:
-        return None
-
-    def __init__(self, options: CompositeSettings) -> None:
-        self.options = options
+    name = "classical"
+    version = "1"
 
     def __call__(
         self,
@@ -39,8 +28,8 @@ class ClassicalCompositor:
         cutout: np.ndarray,
         surface: Surface,
         analysis: Analysis,
-        seed: int = 0,
-        surface_phrase: str = "table",
+        seed: int,
+        surface_phrase: str,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Composite; returns the (H, W, 3) uint8 image and the (H, W) uint8 product alpha.
 

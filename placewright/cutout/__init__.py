@@ -7,18 +7,29 @@ as it is; anything else goes through the registered backends (classical: "grabcu
 from __future__ import annotations
 
 import time
+from abc import abstractmethod
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-from placewright.backends import Registry, StageRecord, run_chain
-from placewright.cutout.classical import GrabCutCutter
+from placewright.backends import Backend, Registry, StageRecord, run_chain
 from placewright.errors import InvalidInput
 from placewright.settings import CutoutSettings
 from placewright.types import Box, check_image
 
-CUTTERS: Registry = Registry("cutout", classical="grabcut")
-CUTTERS.register(GrabCutCutter)
+CUTTERS: Registry[Cutter] = Registry("cutout", preference=("rembg", "sam", "grabcut"))
+
+
+class Cutter(Backend[CutoutSettings]):
+    """Base of the cut-out backends."""
+
+    registry: ClassVar[Registry[Cutter]] = CUTTERS
+
+    @abstractmethod
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        """Cut the product out of ``image`` ((H, W, 3) uint8 RGB); returns (H, W, 4) uint8 RGBA, uncropped."""
+
 
 # An alpha value at or below this counts as transparent (8-bit encoders leave crumbs).
 TRANSPARENT_LEVEL = 8
@@ -120,9 +131,7 @@ def cut_out(image: np.ndarray, *, options: CutoutSettings, raise_transient: bool
     return _crop(rgba, record)
 
 
-# AI backends register themselves, in preference order (grabcut, registered above, always runs last).
-from placewright.cutout import rembg as _rembg  # noqa: E402,F401,I001  (preferred)
-from placewright.cutout import sam as _sam  # noqa: E402,F401
+# The backends register themselves when defined (their order here does not matter: see CUTTERS).
+from placewright.cutout import classical, rembg, sam  # noqa: E402,F401
 
-
-__all__ = ["CUTTERS", "CutoutResult", "GrabCutCutter", "cut_out", "has_meaningful_alpha"]
+__all__ = ["CUTTERS", "CutoutResult", "Cutter", "cut_out", "has_meaningful_alpha"]

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
 
 import cv2
 import numpy as np
 
+from placewright.cutout import Cutter
 from placewright.cutout.refine import clean_mask, refine_alpha
-from placewright.settings import CutoutSettings
 
 # Any fixed value: what matters is that every call starts from the same RNG state.
 GRABCUT_RNG_SEED = 0
@@ -122,18 +121,11 @@ def _disk(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
-class GrabCutCutter:
+class GrabCutCutter(Cutter):
     """Backdrop-model-seeded GrabCut with colour-refined, defringed edges."""
 
-    name: ClassVar[str] = "grabcut"
-    version: ClassVar[str] = "1"
-
-    def __init__(self, options: CutoutSettings) -> None:
-        self.options = options
-
-    @classmethod
-    def unavailable_reason(cls, options: object = None) -> str | None:
-        return None
+    name = "grabcut"
+    version = "1"
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """Cut the product out of ``image``.

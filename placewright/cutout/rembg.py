@@ -23,15 +23,15 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import cv2
 import numpy as np
 
-from placewright.cutout import CUTTERS
+from placewright.cutout import Cutter
 from placewright.cutout.from_mask import finish_mask
 from placewright.errors import BackendUnavailable
-from placewright.models import MODELS, find_weights_file, missing_packages
+from placewright.models import MODELS, find_weights_file
 from placewright.settings import CutoutSettings, ModelSpec
 
 # rembg sessions this backend cannot run: prompt-driven (sam), remote (API keys) or needing a path.
@@ -93,32 +93,22 @@ def _new_session(path: Path, providers: list[str]) -> Any:
                 os.environ["U2NET_HOME"] = saved
 
 
-@CUTTERS.register
-class RembgCutter:
+class RembgCutter(Cutter):
     """rembg (U2-Net family ONNX models) mask, cleaned and edge-refined like GrabCut's."""
 
-    name: ClassVar[str] = "rembg"
-    version: ClassVar[str] = "1"
-
-    def __init__(self, options: CutoutSettings) -> None:
-        self.options = options
-
-    @classmethod
-    def unavailable_reason(cls, options: CutoutSettings | None = None) -> str | None:
-        spec = (options or CutoutSettings()).rembg
-        missing = missing_packages("rembg", "onnxruntime")
-        if missing:
-            return missing
-        try:
-            resolve_model(spec)
-        except BackendUnavailable as exc:
-            return str(exc)
-        return None
+    name = "rembg"
+    version = "1"
+    requires = ("rembg", "onnxruntime")
+    find_weights = staticmethod(resolve_model)
 
     @classmethod
-    def source(cls, options: CutoutSettings | None = None) -> str:
+    def weights(cls, options: CutoutSettings) -> ModelSpec:
+        return options.rembg
+
+    @classmethod
+    def source(cls, options: CutoutSettings) -> str:
         """The ONNX file or session looked for (session names: <models_dir>/rembg/<name>.onnx)."""
-        spec = (options or CutoutSettings()).rembg
+        spec = options.rembg
         return spec.model if spec.model.endswith(".onnx") else f"{spec.model} (in {spec.models_dir}/rembg)"
 
     def session(self) -> Any:

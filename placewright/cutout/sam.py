@@ -15,15 +15,15 @@ runs in float32.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
-from placewright.cutout import CUTTERS
+from placewright.cutout import Cutter
 from placewright.cutout.from_mask import finish_mask
 from placewright.errors import TransientBackendError
-from placewright.models import MODELS, find_pretrained, missing_packages, resolve_device, resolve_dtype, weights_reason
-from placewright.settings import CutoutSettings
+from placewright.models import MODELS, find_pretrained, resolve_device, resolve_dtype
+from placewright.settings import CutoutSettings, ModelSpec
 
 # A candidate covering more than this share of the prompt box's outline is the backdrop.
 MAX_BOX_EDGE_SHARE = 0.5
@@ -62,25 +62,16 @@ def _load(path: Any, device: str, dtype: Any) -> tuple[Any, Any]:
     return model, processor
 
 
-@CUTTERS.register
-class SamCutter:
+class SamCutter(Cutter):
     """Segment Anything with a 95 % box prompt; mask cleaned and edge-refined like GrabCut's."""
 
-    name: ClassVar[str] = "sam"
-    version: ClassVar[str] = "1"
-
-    def __init__(self, options: CutoutSettings) -> None:
-        self.options = options
+    name = "sam"
+    version = "1"
+    requires = ("torch", "transformers")
 
     @classmethod
-    def unavailable_reason(cls, options: CutoutSettings | None = None) -> str | None:
-        spec = (options or CutoutSettings()).sam
-        return missing_packages("torch", "transformers") or weights_reason(find_pretrained, spec)
-
-    @classmethod
-    def source(cls, options: CutoutSettings | None = None) -> str:
-        """The model looked for (a folder, or a repo id in the local Hugging Face cache)."""
-        return (options or CutoutSettings()).sam.model
+    def weights(cls, options: CutoutSettings) -> ModelSpec:
+        return options.sam
 
     def model(self) -> tuple[Any, Any, str, Any]:
         """``(model, processor, device, dtype)``, loaded once per process."""

@@ -6,15 +6,27 @@ Products whose long side is below ``EnhanceSettings.target_long_side`` are upsca
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-from placewright.backends import Registry, StageRecord, run_chain
+from placewright.backends import Backend, Registry, StageRecord, run_chain
 from placewright.settings import EnhanceSettings
 from placewright.types import check_image
 
-ENHANCERS: Registry = Registry("enhance", classical="lanczos")
+ENHANCERS: Registry[Enhancer] = Registry("enhance", preference=("spandrel", "lanczos"))
+
+
+class Enhancer(Backend[EnhanceSettings]):
+    """Base of the enhance backends."""
+
+    registry: ClassVar[Registry[Enhancer]] = ENHANCERS
+
+    @abstractmethod
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """Upscale ``image`` ((H, W, 3|4) uint8); returns the new image and the scale used (1.0: unchanged)."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +74,7 @@ def enhance(image: np.ndarray, *, options: EnhanceSettings, raise_transient: boo
     return EnhanceResult(image=out, scale=scale, record=record)
 
 
-from placewright.enhance import spandrel as _spandrel  # noqa: E402,F401,I001  (before classical: preferred)
-from placewright.enhance import classical as _classical  # noqa: E402,F401  (registers the backend)
+# The backends register themselves when defined (their order here does not matter: see ENHANCERS).
+from placewright.enhance import classical, spandrel  # noqa: E402,F401
 
-__all__ = ["ENHANCERS", "EnhanceResult", "enhance"]
+__all__ = ["ENHANCERS", "EnhanceResult", "Enhancer", "enhance"]

@@ -10,12 +10,10 @@ An alpha channel is resampled smoothly (bilinear: no ringing) and never sharpene
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import cv2
 import numpy as np
 
-from placewright.enhance import ENHANCERS
+from placewright.enhance import Enhancer
 from placewright.settings import EnhanceSettings
 
 # Rec. 601 luma weights: the classic perceptual weighting of R, G and B.
@@ -119,19 +117,11 @@ def sharpen(rgb: np.ndarray, options: EnhanceSettings, scale: float = 1.0) -> np
     return np.clip(out, 0.0, 255.0, out=out)
 
 
-@ENHANCERS.register
-class LanczosEnhancer:
+class LanczosEnhancer(Enhancer):
     """Lanczos-4 upscaling, luminance unsharp mask, bilinear alpha."""
 
-    name: ClassVar[str] = "lanczos"
-    version: ClassVar[str] = "1"
-
-    @classmethod
-    def unavailable_reason(cls, options: object = None) -> str | None:
-        return None
-
-    def __init__(self, options: EnhanceSettings) -> None:
-        self.options = options
+    name = "lanczos"
+    version = "1"
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         """Upscale ``image`` ((H, W, 3|4) uint8); returns the new image and the scale used."""

@@ -14,22 +14,14 @@ from __future__ import annotations
 
 import functools
 import itertools
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import cv2
 import numpy as np
 
-from placewright.enhance import ENHANCERS
+from placewright.enhance import Enhancer
 from placewright.errors import BackendUnavailable, TransientBackendError
-from placewright.models import (
-    MODELS,
-    find_weights_file,
-    missing_packages,
-    resolve_device,
-    resolve_dtype,
-    weights_reason,
-)
+from placewright.models import MODELS, find_weights_file, resolve_device, resolve_dtype
 from placewright.settings import EnhanceSettings, ModelSpec
 
 SUFFIXES = (".pth", ".safetensors")
@@ -121,28 +113,17 @@ def upscale(model: Any, rgb: np.ndarray, tile_size: int, overlap: int) -> np.nda
         return out
 
 
-@ENHANCERS.register
-class SpandrelEnhancer:
+class SpandrelEnhancer(Enhancer):
     """A super-resolution network (via spandrel) for the colour, bilinear resize for the alpha."""
 
-    name: ClassVar[str] = "spandrel"
-    version: ClassVar[str] = "1"
+    name = "spandrel"
+    version = "1"
+    requires = ("torch", "spandrel")
+    find_weights = staticmethod(find_checkpoint)
 
     @classmethod
-    def unavailable_reason(cls, options: EnhanceSettings | None = None) -> str | None:
-        reason = missing_packages("torch", "spandrel")
-        if reason is not None:
-            return reason
-        return weights_reason(find_checkpoint, (options or EnhanceSettings()).upscaler)
-
-    @classmethod
-    def source(cls, options: EnhanceSettings | None = None) -> str:
-        """The checkpoint it looks for, for ``placewright models``."""
-        spec = (options or EnhanceSettings()).upscaler
-        return spec.model if Path(spec.model).is_absolute() else f"{spec.model} (in {spec.models_dir} or as given)"
-
-    def __init__(self, options: EnhanceSettings) -> None:
-        self.options = options
+    def weights(cls, options: EnhanceSettings) -> ModelSpec:
+        return options.upscaler
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         """Upscale ``image`` ((H, W, 3|4) uint8); returns the new image and the scale used."""

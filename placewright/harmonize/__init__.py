@@ -7,15 +7,43 @@ beyond ``ring_px`` from the product are unchanged.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-from placewright.backends import Registry, StageRecord, run_chain
+from placewright.backends import Backend, Registry, StageRecord, run_chain
 from placewright.errors import InvalidInput
 from placewright.settings import HarmonizeSettings
 
-HARMONIZERS: Registry = Registry("harmonize", classical="classical")
+HARMONIZERS: Registry[Harmonizer] = Registry("harmonize", preference=("diffusers-inpaint", "a1111", "classical"))
+
+
+class Harmonizer(Backend[HarmonizeSettings]):
+    """Base of the harmonize backends."""
+
+    registry: ClassVar[Registry[Harmonizer]] = HARMONIZERS
+
+    @abstractmethod
+    def __call__(self, image: np.ndarray, product_alpha: np.ndarray, *, prompt: str | None, seed: int) -> np.ndarray:
+        """Relight around the product.
+
+        Args:
+            image: (H, W, 3) uint8 RGB composite; not modified.
+            product_alpha: (H, W) uint8 product alpha in the same coordinates (255 = product, kept).
+            prompt: the variant's scene prompt (None for a provided background): generative
+                backends describe the relit surroundings with it (:func:`relight_prompt`).
+            seed: the variant's seed: the same seed and inputs give the same image.
+
+        Returns:
+            An (H, W, 3) uint8 image.
+        """
+
+
+def relight_prompt(prompt: str | None, options: HarmonizeSettings) -> str:
+    """What a generative harmonizer is asked for: the scene prompt, then ``harmonize.prompt``."""
+    return f"{prompt}, {options.prompt}" if prompt and prompt.strip() else options.prompt
 
 
 @dataclass(frozen=True)
@@ -44,13 +72,21 @@ def _check(image: np.ndarray, product_alpha: np.ndarray) -> None:
 
 
 def harmonize(
-    image: np.ndarray, product_alpha: np.ndarray, *, options: HarmonizeSettings, raise_transient: bool = False
+    image: np.ndarray,
+    product_alpha: np.ndarray,
+    *,
+    seed: int,
+    prompt: str | None,
+    options: HarmonizeSettings,
+    raise_transient: bool = False,
 ) -> HarmonizeResult:
     """Relight the product's surroundings.
 
     Args:
         image: (H, W, 3) uint8 composite; not modified.
         product_alpha: (H, W) uint8 product alpha in the same coordinates.
+        seed: the variant's seed (generative backends' noise).
+        prompt: the variant's scene prompt, or None (a provided background).
         options: the harmonize settings section.
         raise_transient: re-raise transient backend errors (for orchestrator retries).
 
@@ -64,7 +100,7 @@ def harmonize(
     out, record = run_chain(
         "harmonize",
         HARMONIZERS.chain(options.backend),
-        lambda backend: backend(options)(image, product_alpha),
+        lambda backend: backend(options)(image, product_alpha, prompt=prompt, seed=seed),
         options=options,
         raise_transient=raise_transient,
     )
@@ -76,11 +112,7 @@ def harmonize(
     return HarmonizeResult(image=out, record=record)
 
 
-# Backends register on import; the order is the preference order in auto mode.
-# isort: off
-from placewright.harmonize import diffusion as _diffusion  # noqa: E402,F401  (registers the backend; preferred)
-from placewright.harmonize import a1111 as _a1111  # noqa: E402,F401  (registers the backend)
-from placewright.harmonize import classical as _classical  # noqa: E402,F401  (registers the backend)
-# isort: on
+# The backends register themselves when defined (their order here does not matter: see HARMONIZERS).
+from placewright.harmonize import a1111, classical, diffusion  # noqa: E402,F401
 
-__all__ = ["HARMONIZERS", "HarmonizeResult", "harmonize"]
+__all__ = ["HARMONIZERS", "HarmonizeResult", "Harmonizer", "harmonize", "relight_prompt"]

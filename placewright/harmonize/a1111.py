@@ -5,55 +5,34 @@ The composite is the init image and the product alpha the mask, sent with
 ``denoising_strength = harmonize.strength`` (default 0.35: relit, shadows and reflections
 blended, the scene itself kept), starting from the original pixels (``inpainting_fill: 1``)
 over the whole image (``inpaint_full_res: False``), with the mask edge blurred by
-``harmonize.a1111.mask_blur`` pixels. The answer is resized back to the input size if the
-server rounded it (multiples of 8); the stage then pastes the solid product pixels back, so
-they never change. Errors: see :mod:`placewright.a1111`.
+``harmonize.a1111.mask_blur`` pixels, with the variant's seed and its scene prompt followed
+by ``harmonize.prompt`` (:func:`~placewright.harmonize.relight_prompt`). The answer is resized
+back to the input size if the server rounded it (multiples of 8); the stage then pastes the
+solid product pixels back, so they never change. Errors: see :mod:`placewright.a1111`.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import cv2
 import numpy as np
 
-from placewright.a1111 import A1111Client, encode_png, first_image
-from placewright.harmonize import HARMONIZERS
-from placewright.models import missing_packages
-from placewright.settings import HarmonizeSettings
+from placewright.a1111 import A1111Backend, A1111Client, encode_png, first_image
+from placewright.harmonize import Harmonizer, relight_prompt
 
 IMG2IMG = "/sdapi/v1/img2img"
-# What the relit surroundings should look like (the harmonize stage has no scene prompt).
-DEFAULT_PROMPT = "professional product photograph, natural consistent lighting, soft realistic shadows, photorealistic"
 INPAINT_ORIGINAL = 1  # inpainting_fill: start from the original pixels
 
 
-@HARMONIZERS.register
-class A1111Harmonizer:
+class A1111Harmonizer(A1111Backend, Harmonizer):
     """Masked img2img on the user's AUTOMATIC1111 server: the surroundings relit, the product kept."""
 
-    name: ClassVar[str] = "a1111"
-    version: ClassVar[str] = "1"
+    name = "a1111"
+    version = "2"  # 2: the variant's seed and scene prompt are sent
+    endpoint = IMG2IMG
 
-    @classmethod
-    def unavailable_reason(cls, options: HarmonizeSettings | None = None) -> str | None:
-        settings = (options or HarmonizeSettings()).a1111
-        if not settings.base_url:
-            return "no AUTOMATIC1111 server configured (harmonize.a1111.base_url)"
-        return missing_packages("httpx")
-
-    @classmethod
-    def source(cls, options: HarmonizeSettings | None = None) -> str:
-        """The img2img URL requests go to (never the credentials)."""
-        base_url = (options or HarmonizeSettings()).a1111.base_url
-        return f"{base_url.rstrip('/')}{IMG2IMG}" if base_url else "harmonize.a1111.base_url (not set)"
-
-    def __init__(self, options: HarmonizeSettings) -> None:
-        self.options = options
-
-    def payload(
-        self, image: np.ndarray, product_alpha: np.ndarray, *, prompt: str | None = None, seed: int = 0
-    ) -> dict[str, Any]:
+    def payload(self, image: np.ndarray, product_alpha: np.ndarray, *, prompt: str | None, seed: int) -> dict[str, Any]:
         """The img2img request body for an (H, W, 3) uint8 composite and its (H, W) uint8 product alpha."""
         settings = self.options.a1111
         height, width = image.shape[:2]
@@ -65,7 +44,7 @@ class A1111Harmonizer:
             "inpaint_full_res": False,
             "mask_blur": settings.mask_blur,
             "denoising_strength": self.options.strength,
-            "prompt": prompt or DEFAULT_PROMPT,
+            "prompt": relight_prompt(prompt, self.options),
             "negative_prompt": settings.negative_prompt,
             "seed": int(seed),
             "steps": settings.steps,
@@ -80,17 +59,8 @@ class A1111Harmonizer:
             "save_images": False,
         }
 
-    def __call__(
-        self, image: np.ndarray, product_alpha: np.ndarray, *, prompt: str | None = None, seed: int = 0
-    ) -> np.ndarray:
-        """Relight around the product; returns an (H, W, 3) uint8 image of the input's size.
-
-        Args:
-            image: (H, W, 3) uint8 RGB composite; not modified.
-            product_alpha: (H, W) uint8 product alpha (255 = product, kept).
-            prompt: what the surroundings should look like; None: :data:`DEFAULT_PROMPT`.
-            seed: the sampler seed (the same seed and inputs give the same answer).
-        """
+    def __call__(self, image: np.ndarray, product_alpha: np.ndarray, *, prompt: str | None, seed: int) -> np.ndarray:
+        """Relight around the product; returns an (H, W, 3) uint8 image of the input's size (see the base class)."""
         if self.options.strength <= 0 or not product_alpha.any():
             return image.copy()
         client = A1111Client.from_settings(self.options.a1111, stage="harmonize")

@@ -15,12 +15,10 @@ are pasted back: alpha 255 exactly as input, partial alpha blended with the reli
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import cv2
 import numpy as np
 
-from placewright.harmonize import HARMONIZERS
+from placewright.harmonize import Harmonizer
 from placewright.settings import HarmonizeSettings
 
 # Rec. 601 luma weights.
@@ -84,22 +82,14 @@ def relight(image: np.ndarray, product_alpha: np.ndarray, options: HarmonizeSett
     return np.clip(rgb * gain, 0.0, 255.0)
 
 
-@HARMONIZERS.register
-class ClassicalHarmonizer:
+class ClassicalHarmonizer(Harmonizer):
     """Colour spill and gentle light matching in a ring around the product."""
 
-    name: ClassVar[str] = "classical"
-    version: ClassVar[str] = "1"
+    name = "classical"
+    version = "1"
 
-    @classmethod
-    def unavailable_reason(cls, options: object = None) -> str | None:
-        return None
-
-    def __init__(self, options: HarmonizeSettings) -> None:
-        self.options = options
-
-    def __call__(self, image: np.ndarray, product_alpha: np.ndarray) -> np.ndarray:
-        """Relight around the product; returns an (H, W, 3) uint8 image."""
+    def __call__(self, image: np.ndarray, product_alpha: np.ndarray, *, prompt: str | None, seed: int) -> np.ndarray:
+        """Relight around the product; returns an (H, W, 3) uint8 image (deterministic: prompt and seed unused)."""
         options = self.options
         if options.strength <= 0 or options.ring_px <= 0 or not product_alpha.any():
             return image.copy()

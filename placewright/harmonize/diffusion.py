@@ -9,7 +9,9 @@ side is ``work_side`` (0: the family's native side, SD 512, SDXL/Flux 1024; roun
 multiple of 16) and back. The mask given to the pipeline is the inverted product alpha inside
 a band ``ring_px`` wide around the product, slightly blurred, so contact shadows and reflections
 can form next to the product but the far background is not repainted. ``strength`` is the
-denoising strength; ``steps`` are the steps actually run. The result is blended into the input
+denoising strength; ``steps`` are the steps actually run. The prompt is the variant's scene prompt
+followed by ``harmonize.prompt`` (:func:`~placewright.harmonize.relight_prompt`); the noise comes from
+the variant's seed, so two variants differ and the same seed gives the same image. The result is blended into the input
 with a weight falling smoothly from 1 at the product's edge to 0 at ``ring_px`` (pixels further
 out are the input's, bit for bit), and the product is pasted back by its alpha
 (``alpha * input + (1 - alpha) * relit``; alpha 255 is the input's pixel).
@@ -20,14 +22,14 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import cv2
 import numpy as np
 
 from placewright.errors import TransientBackendError
-from placewright.harmonize import HARMONIZERS
-from placewright.models import find_pretrained, missing_packages, weights_reason
+from placewright.harmonize import Harmonizer, relight_prompt
+from placewright.models import find_pretrained
 from placewright.models.diffusion import load_pipeline, pipeline_family
 from placewright.settings import DiffusionMemorySettings, HarmonizeSettings, ModelSpec
 
@@ -70,30 +72,18 @@ def work_size(width: int, height: int, side: int) -> tuple[int, int]:
     return max(16, round(width * scale / 16) * 16), max(16, round(height * scale / 16) * 16)
 
 
-@HARMONIZERS.register
-class DiffusersInpaintHarmonizer:
+class DiffusersInpaintHarmonizer(Harmonizer):
     """Inpaint a ring around the product with an SD/SDXL/Flux inpainting pipeline."""
 
-    name: ClassVar[str] = "diffusers-inpaint"
-    version: ClassVar[str] = "1"
+    name = "diffusers-inpaint"
+    version = "2"  # 2: the variant's seed and scene prompt
+    requires = ("torch", "diffusers", "transformers")
 
     @classmethod
-    def unavailable_reason(cls, options: HarmonizeSettings | None = None) -> str | None:
-        reason = missing_packages("torch", "diffusers", "transformers")
-        if reason is not None:
-            return reason
-        return weights_reason(find_pretrained, (options or HarmonizeSettings()).inpaint)
+    def weights(cls, options: HarmonizeSettings) -> ModelSpec:
+        return options.inpaint
 
-    @classmethod
-    def source(cls, options: HarmonizeSettings | None = None) -> str:
-        """The pipeline it looks for, for ``placewright models``."""
-        spec = (options or HarmonizeSettings()).inpaint
-        return f"{spec.model} (a folder, in {spec.models_dir}, or a Hugging Face repo id in the local HF cache)"
-
-    def __init__(self, options: HarmonizeSettings) -> None:
-        self.options = options
-
-    def __call__(self, image: np.ndarray, product_alpha: np.ndarray) -> np.ndarray:
+    def __call__(self, image: np.ndarray, product_alpha: np.ndarray, *, prompt: str | None, seed: int) -> np.ndarray:
         """Relight around the product; returns an (H, W, 3) uint8 image (alpha-255 pixels unchanged)."""
         options = self.options
         if options.strength <= 0 or options.ring_px <= 0 or not product_alpha.any():
@@ -103,7 +93,7 @@ class DiffusersInpaintHarmonizer:
         y0, y1 = max(0, ys.min() - pad), min(h, ys.max() + 1 + pad)
         x0, x1 = max(0, xs.min() - pad), min(w, xs.max() + 1 + pad)
         crop, crop_alpha = image[y0:y1, x0:x1], product_alpha[y0:y1, x0:x1]
-        relit = self._inpaint(crop, inpaint_mask(crop_alpha, options.ring_px))
+        relit = self._inpaint(crop, inpaint_mask(crop_alpha, options.ring_px), relight_prompt(prompt, options), seed)
         weight = ring_weight(crop_alpha, options.ring_px) * (1.0 - crop_alpha.astype(np.float32) / 255.0)
         blended = crop.astype(np.float32) + weight[..., None] * (relit - crop.astype(np.float32))
         changed = weight > 0  # elsewhere (outside the ring, alpha 255) the input, bit for bit
@@ -112,7 +102,7 @@ class DiffusersInpaintHarmonizer:
         region[changed] = np.clip(np.rint(blended[changed]), 0, 255).astype(np.uint8)
         return out
 
-    def _inpaint(self, crop: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def _inpaint(self, crop: np.ndarray, mask: np.ndarray, prompt: str, seed: int) -> np.ndarray:
         """The pipeline's (h, w, 3) float32 (0-255) output for ``crop`` at the crop's size."""
         import torch
         from PIL import Image
@@ -131,7 +121,7 @@ class DiffusersInpaintHarmonizer:
         try:
             with torch.inference_mode():
                 result = pipe(
-                    prompt=options.prompt,
+                    prompt=prompt,
                     image=Image.fromarray(cv2.resize(crop, size, interpolation=cv2.INTER_AREA)),
                     mask_image=Image.fromarray(cv2.resize(mask, size, interpolation=cv2.INTER_LINEAR)),
                     height=size[1],
@@ -139,7 +129,7 @@ class DiffusersInpaintHarmonizer:
                     strength=options.strength,
                     num_inference_steps=max(1, math.ceil(options.steps / options.strength)),
                     guidance_scale=guidance,
-                    generator=torch.Generator("cpu").manual_seed(options.seed),
+                    generator=torch.Generator("cpu").manual_seed(seed % 2**63),
                     output_type="np",
                     **kwargs,
                 )

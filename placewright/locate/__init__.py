@@ -12,15 +12,30 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from abc import abstractmethod
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-from placewright.backends import Registry, StageRecord, run_chain
+from placewright.backends import Backend, Registry, StageRecord, run_chain
+from placewright.errors import InvalidInput
 from placewright.settings import LocateSettings
 from placewright.types import Surface, check_image
 
-LOCATORS: Registry = Registry("locate", classical="classical")
+LOCATORS: Registry[Locator] = Registry("locate", preference=("grounding-dino", "classical"))
+
+
+class Locator(Backend[LocateSettings]):
+    """Base of the locate backends."""
+
+    registry: ClassVar[Registry[Locator]] = LOCATORS
+
+    @abstractmethod
+    def __call__(self, scene: np.ndarray, *, phrase: str) -> Surface:
+        """The surface of ``scene`` ((H, W, 3|4) uint8, not modified) that ``phrase`` names."""
+
+
 # Method name of a surface that came with the scene.
 KNOWN_METHOD = "scene-geometry"
 
@@ -65,9 +80,8 @@ def locate(
 
     Args:
         scene: (H, W, 3) RGB or (H, W, 4) RGBA uint8 scene; not modified.
-        phrase: what the surface is called ("table", "countertop"); blank means
-            ``options.surface``. The classical locator does not need it; grounding
-            backends do.
+        phrase: what the surface is called ("table", "countertop"): the run's surface
+            phrase. The classical locator does not need it; grounding backends do.
         known: the scene's own surface when it has one (procedural scenes); returned as is.
         options: the locate settings section.
         raise_transient: re-raise transient backend errors (for orchestrator retries).
@@ -76,19 +90,20 @@ def locate(
         A :class:`LocateResult` whose surface has ``0 <= line_y < H``.
 
     Raises:
-        InvalidInput: for a non-uint8 or wrongly shaped array.
+        InvalidInput: for a non-uint8 or wrongly shaped array, or a blank phrase.
     """
     _check(scene)
+    if not phrase.strip():
+        raise InvalidInput("locate needs a surface phrase (e.g. 'table')", stage="locate")
     height, width = scene.shape[:2]
     if known is not None:
         started = time.perf_counter()
         surface = _clamp(known, height, width)
         return LocateResult(surface, StageRecord(backend=KNOWN_METHOD, seconds=time.perf_counter() - started))
-    text = phrase if phrase and phrase.strip() else options.surface
     surface, record = run_chain(
         "locate",
         LOCATORS.chain(options.backend),
-        lambda backend: backend(options)(scene, phrase=text),
+        lambda backend: backend(options)(scene, phrase=phrase),
         options=options,
         raise_transient=raise_transient,
     )
@@ -98,9 +113,7 @@ def locate(
     return LocateResult(_clamp(surface, height, width), record)
 
 
-from placewright.locate import grounding_dino as _grounding_dino  # noqa: E402,F401  (preferred over classical)
+# The backends register themselves when defined (their order here does not matter: see LOCATORS).
+from placewright.locate import classical, grounding_dino  # noqa: E402,F401
 
-# isort: split
-from placewright.locate import classical as _classical  # noqa: E402,F401  (registers the backend)
-
-__all__ = ["LOCATORS", "LocateResult", "locate"]
+__all__ = ["LOCATORS", "LocateResult", "Locator", "locate"]

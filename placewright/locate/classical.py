@@ -25,12 +25,10 @@ Otherwise the base line goes in the middle of ``LocateSettings.band``, centred.
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import cv2
 import numpy as np
 
-from placewright.locate import LOCATORS
+from placewright.locate import Locator
 from placewright.settings import LocateSettings
 from placewright.types import Box, Surface
 
@@ -161,19 +159,11 @@ def find_edge(scene: np.ndarray, options: LocateSettings) -> Surface | None:
     )
 
 
-@LOCATORS.register
-class ClassicalLocator:
+class ClassicalLocator(Locator):
     """Horizontal-edge detection with the fixed band as its own fallback."""
 
-    name: ClassVar[str] = "classical"
-    version: ClassVar[str] = "1"
-
-    def __init__(self, options: LocateSettings) -> None:
-        self.options = options
-
-    @classmethod
-    def unavailable_reason(cls, options: object = None) -> str | None:
-        return None
+    name = "classical"
+    version = "1"
 
     def __call__(self, scene: np.ndarray, *, phrase: str) -> Surface:
         """The surface of ``scene`` ((H, W, 3|4) uint8); ``phrase`` is not needed here."""

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from placewright.errors import PlacewrightError, TransientBackendError
-from placewright.locate import LOCATORS
-from placewright.models import MODELS, find_pretrained, missing_packages, resolve_device, resolve_dtype, weights_reason
-from placewright.settings import LocateSettings
+from placewright.locate import Locator
+from placewright.models import MODELS, find_pretrained, resolve_device, resolve_dtype
+from placewright.settings import LocateSettings, ModelSpec
 from placewright.types import Box, Surface
 
 NAME = "grounding-dino"
@@ -106,24 +106,16 @@ def _load(path: str, device: str, dtype: Any) -> tuple[Any, Any]:
     return model.to(device).eval(), processor
 
 
-@LOCATORS.register
-class GroundingDinoLocator:
+class GroundingDinoLocator(Locator):
     """Text-prompted surface detection with GroundingDINO (transformers)."""
 
-    name: ClassVar[str] = NAME
-    version: ClassVar[str] = "1"
-
-    def __init__(self, options: LocateSettings) -> None:
-        self.options = options
+    name = NAME
+    version = "1"
+    requires = ("torch", "transformers")
 
     @classmethod
-    def unavailable_reason(cls, options: LocateSettings | None = None) -> str | None:
-        spec = (options or LocateSettings()).detector
-        return missing_packages("torch", "transformers") or weights_reason(find_pretrained, spec)
-
-    @classmethod
-    def source(cls, options: LocateSettings | None = None) -> str:
-        return (options or LocateSettings()).detector.model
+    def weights(cls, options: LocateSettings) -> ModelSpec:
+        return options.detector
 
     def __call__(self, scene: np.ndarray, *, phrase: str) -> Surface:
         """The surface of ``scene`` ((H, W, 3|4) uint8, not modified) that ``phrase`` names.

@@ -10,17 +10,41 @@ backends (and user backgrounds) return None and leave it to the locate stage.
 from __future__ import annotations
 
 import time
+from abc import abstractmethod
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-from placewright.backends import Registry, StageRecord, run_chain
+from placewright.backends import Backend, Registry, StageRecord, run_chain
 from placewright.errors import InvalidInput
 from placewright.settings import SceneSettings
 from placewright.types import Size, Surface
 
-SCENES: Registry = Registry("scene", classical="procedural")
-# Smallest output side accepted (the CLI's Size.parse already asks for 64).
+SCENES: Registry[SceneGenerator] = Registry("scene", preference=("diffusers", "a1111", "procedural"))
+
+
+class SceneGenerator(Backend[SceneSettings]):
+    """Base of the scene backends."""
+
+    registry: ClassVar[Registry[SceneGenerator]] = SCENES
+
+    @abstractmethod
+    def __call__(self, prompt: str, *, size: Size, seed: int, surface: str) -> tuple[np.ndarray, Surface | None]:
+        """Draw the scene for ``prompt``, leaving room on ``surface`` (the run's surface phrase).
+
+        Returns:
+            ``(image, surface)``: (size.height, size.width, 3) uint8 RGB, and where the product
+            stands when the backend knows it (None: the locate stage finds it).
+        """
+
+
+def generative_prompt(prompt: str, surface: str, options: SceneSettings) -> str:
+    """The text a generative backend is sent: ``scene.prompt_template`` with the scene prompt and surface phrase."""
+    return options.prompt_template.replace("{prompt}", prompt).replace("{surface}", surface)
+
+
+# Smallest output side accepted (the run contract already asks for 64).
 MIN_SIDE = 16
 
 
@@ -46,7 +70,13 @@ def _check_size(size: Size) -> None:
 
 
 def generate_scene(
-    prompt: str, *, size: Size, seed: int, options: SceneSettings, raise_transient: bool = False
+    prompt: str,
+    *,
+    size: Size,
+    seed: int,
+    surface: str,
+    options: SceneSettings,
+    raise_transient: bool = False,
 ) -> SceneResult:
     """Generate a background scene for a prompt.
 
@@ -55,6 +85,8 @@ def generate_scene(
         size: the output size; the image is exactly ``size.height x size.width``.
         seed: the variation; the same prompt, seed and settings give the same image.
         options: the scene settings section.
+        surface: what the product will stand on ("table", "shelf"): generative backends ask
+            for it empty in the foreground (``scene.prompt_template``).
         raise_transient: re-raise transient backend errors (for orchestrator retries).
 
     Returns:
@@ -65,18 +97,18 @@ def generate_scene(
     """
     _check_size(size)
     text = prompt if prompt and prompt.strip() else options.default_prompt
-    (image, surface), record = run_chain(
+    (image, found), record = run_chain(
         "scene",
         SCENES.chain(options.backend),
-        lambda backend: backend(options)(text, size=size, seed=seed),
+        lambda backend: backend(options)(text, size=size, seed=seed, surface=surface),
         options=options,
         raise_transient=raise_transient,
     )
     if image.shape != (size.height, size.width, 3) or image.dtype != np.uint8:
         # A backend that returns another size is fitted rather than trusted blindly.
         fitted = fit_background(image, size=size)
-        image, surface = fitted.image, None
-    return SceneResult(image=image, surface=surface, record=record)
+        image, found = fitted.image, None
+    return SceneResult(image=image, surface=found, record=record)
 
 
 def fit_background(image: np.ndarray, *, size: Size) -> SceneResult:
@@ -104,12 +136,8 @@ def fit_background(image: np.ndarray, *, size: Size) -> SceneResult:
     return SceneResult(image=out, surface=None, record=record)
 
 
-# Backends register on import; the order is the preference order in auto mode.
-# isort: off
-from placewright.scene import diffusion as _diffusion  # noqa: E402,F401  (registers the backend)
-from placewright.scene import a1111 as _a1111  # noqa: E402,F401  (registers the backend)
-from placewright.scene import procedural as _procedural  # noqa: E402,F401  (registers the backend)
+# The backends register themselves when defined (their order here does not matter: see SCENES).
+from placewright.scene import a1111, diffusion, procedural  # noqa: E402,F401
 from placewright.scene import provided as _provided  # noqa: E402
-# isort: on
 
-__all__ = ["SCENES", "SceneResult", "fit_background", "generate_scene"]
+__all__ = ["SCENES", "SceneGenerator", "SceneResult", "fit_background", "generate_scene", "generative_prompt"]

@@ -10,8 +10,8 @@ native pixel count (``native_side`` squared: 1024 for Flux/SDXL, the UNet's samp
 or ``scene.native_side``), each side a multiple of the family's factor; the result is then
 fitted exactly to the requested size by cover + centre crop (never distorted).
 
-The prompt goes through ``scene.prompt_template`` (``{prompt}`` and ``{surface}``, the
-``scene.surface`` phrase) so the model leaves an empty surface in the foreground; where it is
+The prompt goes through ``scene.prompt_template`` (``{prompt}`` and ``{surface}``, the run's
+surface phrase, the one locate searches for) so the model leaves that surface empty in the foreground; where it is
 is unknown here: ``surface`` is None and the locate stage finds it. Same seed -> same image
 (a CPU ``torch.Generator`` seeded per variant). CUDA out of memory is transient. Variants are
 generated one call each (no batching).
@@ -23,17 +23,16 @@ import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from placewright.errors import TransientBackendError
-from placewright.models import missing_packages, weights_reason
 from placewright.models.diffusion import load_pipeline, pipeline_family
 from placewright.models.weights import find_pretrained
-from placewright.scene import SCENES
+from placewright.scene import SceneGenerator, generative_prompt
 from placewright.scene.provided import cover_crop
-from placewright.settings import SceneSettings
+from placewright.settings import ModelSpec, SceneSettings
 from placewright.types import Size, Surface
 
 
@@ -88,26 +87,16 @@ def generation_size(size: Size, native_side: int, factor: int) -> Size:
     )
 
 
-@SCENES.register
-class DiffusersScene:
+class DiffusersScene(SceneGenerator):
     """Text-to-image with a local diffusers pipeline (Flux, SDXL, SD)."""
 
-    name: ClassVar[str] = "diffusers"
-    version: ClassVar[str] = "1"
+    name = "diffusers"
+    version = "2"  # 2: {surface} in the prompt is the run's surface phrase
+    requires = ("torch", "diffusers")
 
     @classmethod
-    def unavailable_reason(cls, options: SceneSettings | None = None) -> str | None:
-        return missing_packages("torch", "diffusers") or weights_reason(
-            find_pretrained, (options or SceneSettings()).diffusion
-        )
-
-    @classmethod
-    def source(cls, options: SceneSettings | None = None) -> str:
-        """The model looked for (a pipeline folder, or a repo id in the local Hugging Face cache)."""
-        return (options or SceneSettings()).diffusion.model
-
-    def __init__(self, options: SceneSettings) -> None:
-        self.options = options
+    def weights(cls, options: SceneSettings) -> ModelSpec:
+        return options.diffusion
 
     def pipeline(self) -> tuple[Any, str, FamilyDefaults]:
         """``(pipeline, device, family defaults)``; the pipeline is loaded once per process."""
@@ -116,12 +105,13 @@ class DiffusersScene:
         pipe, device = load_pipeline(defaults.pipeline, spec, self.options.memory)
         return pipe, device, defaults
 
-    def call_arguments(self, pipe: Any, prompt: str, defaults: FamilyDefaults, size: Size) -> dict[str, Any]:
+    def call_arguments(
+        self, pipe: Any, prompt: str, defaults: FamilyDefaults, size: Size, surface: str
+    ) -> dict[str, Any]:
         """Keyword arguments for ``pipe(...)`` (no generator): settings over the family's defaults."""
         opts = self.options
-        text = opts.prompt_template.replace("{prompt}", prompt).replace("{surface}", opts.surface)
         kwargs: dict[str, Any] = {
-            "prompt": text,
+            "prompt": generative_prompt(prompt, surface, opts),
             "num_inference_steps": opts.steps or defaults.steps,
             "guidance_scale": defaults.guidance if opts.guidance is None else opts.guidance,
             "width": size.width,
@@ -145,7 +135,7 @@ class DiffusersScene:
         scale = getattr(pipe, "vae_scale_factor", None)
         return sample * scale if isinstance(sample, int) and isinstance(scale, int) else defaults.native_side
 
-    def __call__(self, prompt: str, *, size: Size, seed: int) -> tuple[np.ndarray, Surface | None]:
+    def __call__(self, prompt: str, *, size: Size, seed: int, surface: str) -> tuple[np.ndarray, Surface | None]:
         """Generate the scene.
 
         Returns:
@@ -158,7 +148,7 @@ class DiffusersScene:
 
         pipe, _, defaults = self.pipeline()
         work = generation_size(size, self.native_side(pipe, defaults), defaults.factor)
-        kwargs = self.call_arguments(pipe, prompt, defaults, work)
+        kwargs = self.call_arguments(pipe, prompt, defaults, work, surface)
         generator = torch.Generator(device="cpu").manual_seed(seed % 2**63)
         try:
             with _LOCK:

@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import ClassVar
 
 import cv2
 import numpy as np
 
-from placewright.scene import SCENES
+from placewright.scene import SceneGenerator
 from placewright.scene.palettes import PALETTES, RGB, Texture, palettes_for
 from placewright.scene.textures import TEXTURES, Geometry, plane_coordinates, smooth_noise
 from placewright.settings import SceneSettings
@@ -202,27 +201,20 @@ def _render(look: Look, geo: Geometry, rng: np.random.Generator, options: SceneS
     return (rgb ** (1.0 / GAMMA)) * 255.0
 
 
-@SCENES.register
-class ProceduralScene:
+class ProceduralScene(SceneGenerator):
     """A studio scene (back wall + tabletop) drawn from the prompt's palette and the seed."""
 
-    name: ClassVar[str] = "procedural"
-    version: ClassVar[str] = "1"
+    name = "procedural"
+    version = "1"
 
-    def __init__(self, options: SceneSettings) -> None:
-        self.options = options
-
-    @classmethod
-    def unavailable_reason(cls, options: object = None) -> str | None:
-        return None
-
-    def __call__(self, prompt: str, *, size: Size, seed: int) -> tuple[np.ndarray, Surface]:
+    def __call__(self, prompt: str, *, size: Size, seed: int, surface: str) -> tuple[np.ndarray, Surface]:
         """Draw the scene.
 
         Args:
             prompt: the scene prompt (only its palette keywords matter here).
             size: the output size.
             seed: the variation; the same prompt and seed give the same image.
+            surface: not used: a studio scene's surface is always its tabletop.
 
         Returns:
             ``(image, surface)``: (size.height, size.width, 3) uint8 RGB, and the tabletop
@@ -256,11 +248,11 @@ class ProceduralScene:
         image = cv2.convertScaleAbs(cv2.add(big, cv2.merge([grain, grain, grain])))  # rounds, saturates
 
         line_y = min(big_h - 1, round(horizon_out + opts.surface_depth * (big_h - horizon_out)))
-        surface = Surface(
+        tabletop = Surface(
             line_y=int(line_y),
             center_x=round(light_x_frac * big_w),
             box=Box(0, int(horizon_out), big_w, big_h),
             backend="scene-geometry",
             confidence=1.0,
         )
-        return image, surface
+        return image, tabletop

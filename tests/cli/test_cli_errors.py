@@ -93,7 +93,27 @@ def test_pixel_limit_from_settings(tmp_path: Path) -> None:
 def test_bad_configuration(tmp_path: Path) -> None:
     result = run_cli(["run", GOOD_PRODUCT(tmp_path)], tmp_path, env={"PLACEWRIGHT_COMPOSITE__SHADOW_OPACITY": "nine"})
     _assert_refused(result, tmp_path)
-    assert "configuration" in result.stderr
+    assert "bad configuration" in result.stderr and "composite.shadow_opacity: must be a number (got 'nine')" in (
+        result.stderr
+    )
+
+
+CONFIG_FILES = {
+    "unknown-top-level-key": ("sed = 7\n", "sed: unknown key; allowed: out_dir, cache_dir, models_dir, seed, surface"),
+    "unknown-section-key": ("[scene]\nsurface = 'desk'\n", "scene.surface: unknown key; allowed: backend"),
+    "bad-value": ("seed = -3\n", "seed: must be >= 0"),
+    "toml-syntax": ("seed = = 3\n", "placewright.toml: TOML syntax error"),
+    "nested-too-deep": ("x = " + "[" * 900 + "]" * 900 + "\n", "placewright.toml: nested too deeply"),
+}
+
+
+@pytest.mark.parametrize("case", CONFIG_FILES)
+def test_bad_configuration_file(tmp_path: Path, case: str) -> None:
+    text, expected = CONFIG_FILES[case]
+    (tmp_path / "placewright.toml").write_text(text)  # read from the working folder
+    result = run_cli(["run", GOOD_PRODUCT(tmp_path), "--out", str(tmp_path / "out")], tmp_path)
+    _assert_refused(result, tmp_path)
+    assert "bad configuration" in result.stderr and expected in result.stderr, result.stderr
 
 
 def test_missing_argument(tmp_path: Path) -> None:

@@ -102,7 +102,7 @@ def test_unavailable_without_a_base_url_and_never_probes() -> None:
     assert A1111Scene.unavailable_reason(SceneSettings(a1111=a1111(down))) is None  # configured: no network check
     assert A1111Scene.source(SceneSettings(a1111=a1111(down + "/"))) == down + "/sdapi/v1/txt2img"
     assert A1111Harmonizer.source(HarmonizeSettings(a1111=a1111(down))) == down + "/sdapi/v1/img2img"
-    result = generate_scene("studio", size=Size(64, 48), seed=1, options=SceneSettings())
+    result = generate_scene("studio", size=Size(64, 48), seed=1, surface="table", options=SceneSettings())
     assert result.record.backend == "procedural"
     assert "a1111: no AUTOMATIC1111 server configured (scene.a1111.base_url)" in result.record.skipped
 
@@ -112,7 +112,7 @@ def test_scene_sends_the_request_fields_and_fits_the_answer_exactly() -> None:
         options = SceneSettings(
             a1111=a1111(server.url, steps=7, cfg_scale=5.5, sampler="Euler a", negative_prompt="no people")
         )
-        result = generate_scene("a sunny beach", size=Size(100, 60), seed=42, options=options)
+        result = generate_scene("a sunny beach", size=Size(100, 60), seed=42, surface="table", options=options)
     assert result.record.backend == "a1111" and result.record.error is None
     assert result.image.shape == (60, 100, 3) and result.image.dtype == np.uint8
     assert result.surface is None
@@ -121,7 +121,8 @@ def test_scene_sends_the_request_fields_and_fits_the_answer_exactly() -> None:
     (request,) = server.requests
     body = request["body"]
     assert request["path"] == "/sdapi/v1/txt2img" and request["auth"] is None
-    assert (body["prompt"], body["negative_prompt"], body["seed"]) == ("a sunny beach", "no people", 42)
+    assert body["prompt"].startswith("a sunny beach, an empty table in the foreground"), "scene.prompt_template"
+    assert (body["negative_prompt"], body["seed"]) == ("no people", 42)
     assert (body["width"], body["height"], body["steps"], body["cfg_scale"]) == (100, 60, 7, 5.5)
     assert body["sampler_name"] == "Euler a"
 
@@ -129,7 +130,7 @@ def test_scene_sends_the_request_fields_and_fits_the_answer_exactly() -> None:
 def test_basic_auth_header_when_configured() -> None:
     with FakeA1111() as server:
         options = SceneSettings(a1111=a1111(server.url, username="ada", password="s3cret"))
-        generate_scene("studio", size=Size(32, 32), seed=0, options=options)
+        generate_scene("studio", size=Size(32, 32), seed=0, surface="table", options=options)
     expected = "Basic " + base64.b64encode(b"ada:s3cret").decode()
     assert server.requests[0]["auth"] == expected
 
@@ -139,7 +140,7 @@ def test_harmonize_keeps_the_product_and_relights_around_it() -> None:
     before = image.copy()
     with FakeA1111() as server:
         options = HarmonizeSettings(a1111=a1111(server.url, mask_blur=5, steps=9))
-        result = harmonize(image, alpha, options=options)
+        result = harmonize(image, alpha, seed=0, prompt=None, options=options)
     assert result.record.backend == "a1111"
     np.testing.assert_array_equal(image, before)  # input not mutated
     solid = alpha == 255
@@ -161,10 +162,15 @@ def test_harmonize_keeps_the_product_and_relights_around_it() -> None:
 def test_harmonize_strength_is_the_denoising_strength_and_the_size_is_restored() -> None:
     image, alpha = composite()
     direct = A1111Harmonizer(HarmonizeSettings(strength=0.6, a1111=a1111("http://unused")))
-    assert direct.payload(image, alpha, seed=7)["denoising_strength"] == 0.6
+    payload = direct.payload(image, alpha, prompt="a kitchen", seed=7)
+    assert (payload["denoising_strength"], payload["seed"]) == (0.6, 7)
+    assert payload["prompt"] == f"a kitchen, {HarmonizeSettings().prompt}", (
+        "the variant's prompt, then harmonize.prompt"
+    )
+    assert direct.payload(image, alpha, prompt=None, seed=7)["prompt"] == HarmonizeSettings().prompt
     with FakeA1111() as server:
         server.answer = lambda path, body: (200, {"images": [png_b64(scene_image(32, 24))]})  # a rounded size
-        out = A1111Harmonizer(HarmonizeSettings(a1111=a1111(server.url)))(image, alpha)
+        out = A1111Harmonizer(HarmonizeSettings(a1111=a1111(server.url)))(image, alpha, prompt=None, seed=0)
     assert out.shape == image.shape and out.dtype == np.uint8
 
 
@@ -176,9 +182,11 @@ def test_http_500_is_transient_then_falls_back_with_the_reason(stage: str) -> No
         def run(raise_transient: bool):
             if stage == "scene":
                 options = SceneSettings(a1111=a1111(server.url))
-                return generate_scene("x", size=Size(32, 32), seed=0, options=options, raise_transient=raise_transient)
+                return generate_scene(
+                    "x", size=Size(32, 32), seed=0, surface="table", options=options, raise_transient=raise_transient
+                )
             options = HarmonizeSettings(a1111=a1111(server.url))
-            return harmonize(image, alpha, options=options, raise_transient=raise_transient)
+            return harmonize(image, alpha, seed=0, prompt=None, options=options, raise_transient=raise_transient)
 
         with pytest.raises(TransientBackendError, match="HTTP 500"):
             run(True)
@@ -194,7 +202,7 @@ def test_client_errors_and_malformed_answers_fall_back_at_once(status: int | str
     with FakeA1111(status) as server:
         options = SceneSettings(a1111=a1111(server.url))
         # Not transient: even when transient errors are re-raised, the stage falls back at once.
-        result = generate_scene("x", size=Size(32, 32), seed=0, options=options, raise_transient=True)
+        result = generate_scene("x", size=Size(32, 32), seed=0, surface="table", options=options, raise_transient=True)
     assert result.record.backend == "procedural" and result.record.fallback_from == "a1111"
     assert "StageFailed" in result.record.error and why in result.record.error
 
@@ -202,17 +210,17 @@ def test_client_errors_and_malformed_answers_fall_back_at_once(status: int | str
 def test_a_down_server_falls_back_with_the_reason() -> None:
     image, alpha = composite()
     down = closed_port_url()
-    scene = generate_scene("x", size=Size(32, 32), seed=0, options=SceneSettings(a1111=a1111(down)))
+    scene = generate_scene("x", size=Size(32, 32), seed=0, surface="table", options=SceneSettings(a1111=a1111(down)))
     assert scene.record.backend == "procedural" and scene.record.fallback_from == "a1111"
     assert "cannot reach" in scene.record.error
-    harmonized = harmonize(image, alpha, options=HarmonizeSettings(a1111=a1111(down)))
+    harmonized = harmonize(image, alpha, seed=0, prompt=None, options=HarmonizeSettings(a1111=a1111(down)))
     assert harmonized.record.backend == "classical" and "cannot reach" in harmonized.record.error
     with pytest.raises(TransientBackendError):
-        harmonize(image, alpha, options=HarmonizeSettings(a1111=a1111(down)), raise_transient=True)
+        harmonize(image, alpha, seed=0, prompt=None, options=HarmonizeSettings(a1111=a1111(down)), raise_transient=True)
 
 
 def test_a_timeout_is_transient() -> None:
     with FakeA1111(delay=1.0) as server:
         options = SceneSettings(a1111=a1111(server.url, timeout_seconds=0.2))
         with pytest.raises(TransientBackendError, match="timed out"):
-            generate_scene("x", size=Size(32, 32), seed=0, options=options, raise_transient=True)
+            generate_scene("x", size=Size(32, 32), seed=0, surface="table", options=options, raise_transient=True)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
+from pydantic import TypeAdapter
 
 from placewright.analyze import ANALYZERS, Analysis, analyze
 from placewright.analyze.heuristic import HEIGHT_FRACTION, MAX_FRACTION, MIN_FRACTION, name_words
@@ -29,7 +28,7 @@ def test_smoke() -> None:
     result = analyze(TALL, filename="olive_oil_bottle.png", prompts=[], options=OPTIONS)
     assert result.record.backend == "heuristic"
     assert result.analysis == Analysis("olive oil bottle", "bottle", 0.42, 3.0)
-    assert json.loads(json.dumps(result.analysis.as_dict()))["category"] == "bottle"
+    assert TypeAdapter(Analysis).dump_python(result.analysis, mode="json")["category"] == "bottle"
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+from pydantic import TypeAdapter
 
-from placewright.analyze import ANALYZERS, analyze
+from placewright.analyze import ANALYZERS, Analysis, analyze
 from placewright.analyze.llm import OpenAIVisionAnalyzer
 from placewright.errors import TransientBackendError
 from placewright.settings import AnalyzeSettings
@@ -100,7 +101,7 @@ def test_good_answer_is_validated_and_the_request_is_well_formed() -> None:
     )
     assert a.placement == "upright on the table, label facing the camera"
     assert a.size_fraction == pytest.approx(0.45) and a.aspect == pytest.approx(820 / 180)
-    assert json.loads(json.dumps(a.as_dict()))["height_cm"] == 29.0
+    assert TypeAdapter(Analysis).dump_python(a, mode="json")["height_cm"] == 29.0
 
     (request,) = server.requests
     assert request["path"] == "/v1/chat/completions" and request["auth"] == "Bearer sk-test"

@@ -1,4 +1,4 @@
-"""Campaign files: loading, error messages, job expansion, and downloading URL products."""
+"""Campaign files: loading, error messages, expansion into run requests, and downloading URL products."""
 
 from __future__ import annotations
 
@@ -13,15 +13,11 @@ import pytest
 import yaml
 from PIL import Image
 
-from placewright.campaign import (
-    CampaignJob,
-    CampaignSpec,
-    campaign_jobs,
-    fetch_product,
-    load_campaign,
-    parse_campaign,
-)
+from placewright.campaign import CampaignSpec, load_campaign, parse_campaign
+from placewright.download import fetch_product
 from placewright.errors import InvalidInput
+from placewright.request import RunRequest
+from placewright.types import Size
 
 EXAMPLE = """\
 name: spring-olive-oil          # slug [a-z0-9-], 1..60 chars
@@ -67,7 +63,7 @@ def test_smoke_example_loads_with_absolute_paths(campaign_dir: Path) -> None:
     assert spec.name == "spring-olive-oil"
     assert spec.out == "s3://my-bucket/campaigns"
     assert (spec.options.size, spec.options.format, spec.options.seed, spec.options.surface) == (
-        "1024x1024",
+        Size(1024, 1024),
         "webp",
         7,
         "table",
@@ -97,7 +93,7 @@ def test_defaults_and_relative_out(campaign_dir: Path, monkeypatch: pytest.Monke
     )
     monkeypatch.chdir(campaign_dir.parent)  # relative paths follow the file, not the working folder
     spec = load_campaign("campaign/min.yaml")
-    assert spec.options.model_dump() == {"size": None, "format": None, "seed": None, "surface": None}
+    assert spec.options.model_dump() == {"surface": None, "size": None, "seed": None, "format": None, "urls": None}
     assert spec.variants_per_scene == 1 and spec.variant_count == 1
     assert spec.out == str(campaign_dir / "results")
 
@@ -152,12 +148,21 @@ BROKEN = [
     ),
     pytest.param("prompt: rustic wooden table=>prompt: '  '", "scenes[1].prompt: must not be empty", id="empty-prompt"),
     pytest.param(
-        "prompt: rustic wooden table=>prompt: " + "x" * 2001, "scenes[1].prompt: is too long", id="long-prompt"
+        "prompt: rustic wooden table=>prompt: " + "x" * 2001,
+        "scenes[1].prompt: is too long (2001 characters, limit 2000)",
+        id="long-prompt",
     ),
-    pytest.param("size: 1024x1024=>size: huge", "options.size: size must look like WIDTHxHEIGHT", id="bad-size"),
-    pytest.param("size: 1024x1024=>size: 10x10", "options.size: size '10x10' is out of range", id="tiny-size"),
-    pytest.param("format: webp=>format: gif", "options.format: unknown format 'gif'", id="bad-format"),
-    pytest.param("seed: 7=>seed: -1", "options.seed:", id="negative-seed"),
+    pytest.param("size: 1024x1024=>size: huge", "options.size: must look like WIDTHxHEIGHT", id="bad-size"),
+    pytest.param("size: 1024x1024=>size: 10x10", "options.size: 10x10 is out of range", id="tiny-size"),
+    pytest.param(
+        "format: webp=>format: gif",
+        "options.format: must be one of: 'webp', 'jpeg' or 'png' (got 'gif')",
+        id="bad-format",
+    ),
+    pytest.param("seed: 7=>seed: -1", "options.seed: must be >= 0", id="negative-seed"),
+    pytest.param("seed: 7=>seed: yes", "options.seed: must be a whole number, got True", id="boolean-seed"),
+    pytest.param("surface: table=>surface: " + "x" * 201, "options.surface: is too long", id="long-surface"),
+    pytest.param("format: webp=>format: webp\n  urls: signed", "options.urls: must be one of", id="bad-urls"),
     pytest.param("variants: 2=>variants: 0", "scenes[1].variants:", id="variants-0"),
     pytest.param("variants_per_scene: 1=>variants_per_scene: 17", "variants_per_scene:", id="variants-17"),
     pytest.param("name: soap=>name: olive-oil-bottle", "products[1].name: duplicate name", id="duplicate-names"),
@@ -225,31 +230,30 @@ def test_too_many_variants_per_product(campaign_dir: Path) -> None:
         parse_campaign(data, base_dir=campaign_dir, source="c.yaml")
 
 
-def test_campaign_jobs_expand_scenes_per_product(campaign_dir: Path) -> None:
+def test_requests_expand_scenes_per_product(campaign_dir: Path) -> None:
     data = {
         "name": "c",
-        "options": {"seed": 3, "surface": "table"},
+        "options": {"seed": 3, "surface": "table", "format": "png"},
         "products": [
             {"path": "examples/olive-oil-bottle.jpg"},
             {"url": "https://x.example/soap.png", "surface": "shelf"},
         ],
         "scenes": [{"prompt": "marble"}, {"prompt": "wood", "variants": 2}, {"background": "backgrounds/cafe.jpg"}],
+        "out": "results",
     }
     spec = parse_campaign(data, base_dir=campaign_dir, source="c.yaml")
-    jobs = campaign_jobs(spec)
     cafe = str(campaign_dir / "backgrounds/cafe.jpg")
     bottle = str(campaign_dir / "examples/olive-oil-bottle.jpg")
-    assert jobs == [
-        CampaignJob(0, "olive-oil-bottle", bottle, "table", ["marble", "wood", "wood"], [cafe], 3),
-        CampaignJob(1, "soap", "https://x.example/soap.png", "shelf", ["marble", "wood", "wood"], [cafe], 3),
+    common = dict(prompts=["marble", "wood", "wood"], backgrounds=[cafe], seed=3, format="png")
+    out = str(campaign_dir / "results")
+    assert spec.requests() == [
+        (spec.products[0], RunRequest(product=bottle, surface="table", out=out, **common)),
+        (spec.products[1], RunRequest(product="https://x.example/soap.png", surface="shelf", out=out, **common)),
     ]
-    assert all(len(j.prompts) + len(j.backgrounds) == 4 for j in jobs)
-    assert spec.variant_count == sum(len(j.prompts) + len(j.backgrounds) for j in jobs) == 8
-    jobs[0].prompts.append("changed")  # jobs do not share lists
-    assert jobs[1].prompts == ["marble", "wood", "wood"]
+    assert spec.variant_count == sum(len(r.prompts) + len(r.backgrounds) for _, r in spec.requests()) == 8
 
 
-def test_campaign_jobs_variants_per_scene(campaign_dir: Path) -> None:
+def test_requests_variants_per_scene(campaign_dir: Path) -> None:
     data = {
         "name": "c",
         "variants_per_scene": 3,
@@ -257,9 +261,9 @@ def test_campaign_jobs_variants_per_scene(campaign_dir: Path) -> None:
         "scenes": [{"prompt": "a"}, {"background": "backgrounds/cafe.jpg", "variants": 1}],
     }
     spec = parse_campaign(data, base_dir=campaign_dir, source="c.yaml")
-    (job,) = campaign_jobs(spec)
-    assert job.prompts == ["a", "a", "a"] and len(job.backgrounds) == 1
-    assert (job.surface, job.seed) == (None, None)
+    ((_, request),) = spec.requests()
+    assert request.prompts == ["a", "a", "a"] and len(request.backgrounds) == 1
+    assert (request.surface, request.seed, request.size, request.out) == (None, None, None, None), "left to settings"
     assert isinstance(spec, CampaignSpec) and spec.variant_count == 4
 
 

@@ -69,7 +69,14 @@ def _base_row(alpha: np.ndarray) -> int:
 def _run(scene=None, cutout=None, line_y=380, center_x=256, fraction=0.42, options=OPTIONS):
     scene = _scene() if scene is None else scene
     cutout = _bottle() if cutout is None else cutout
-    return composite(scene, cutout, surface=_surface(line_y, center_x), analysis=_analysis(fraction), options=options)
+    return composite(
+        scene,
+        cutout,
+        surface=_surface(line_y, center_x),
+        analysis=_analysis(fraction),
+        surface_phrase="table",
+        options=options,
+    )
 
 
 def test_smoke() -> None:

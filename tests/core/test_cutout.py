@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from placewright.cutout import CUTTERS, CutoutResult, GrabCutCutter, cut_out
+from placewright.cutout import CUTTERS, CutoutResult, cut_out
+from placewright.cutout.classical import GrabCutCutter
 from placewright.cutout.refine import clean_mask, unmix_colors
 from placewright.errors import InvalidInput
 from placewright.settings import CutoutSettings
@@ -251,7 +252,7 @@ def test_input_not_mutated() -> None:
 def test_registry() -> None:
     assert "grabcut" in CUTTERS.names()
     assert CUTTERS.chain("auto")[-1] is GrabCutCutter
-    assert GrabCutCutter.unavailable_reason() is None
+    assert GrabCutCutter.unavailable_reason(CutoutSettings()) is None
 
 
 def test_clean_mask_fills_enclosed_hole_keeps_open_gap() -> None:

@@ -37,7 +37,7 @@ def _far_mask(alpha: np.ndarray, ring_px: int) -> np.ndarray:
 
 def test_smoke() -> None:
     image, alpha = _scene_and_alpha()
-    result = harmonize(image, alpha, options=OPTIONS)
+    result = harmonize(image, alpha, seed=0, prompt=None, options=OPTIONS)
     assert result.record.backend == "classical"
     assert result.image.shape == image.shape
     assert result.image.dtype == np.uint8
@@ -48,7 +48,7 @@ def test_smoke() -> None:
 def test_product_pixels_bit_identical(strength: float, ring_px: int) -> None:
     image, alpha = _scene_and_alpha()
     options = HarmonizeSettings(strength=strength, ring_px=ring_px)
-    result = harmonize(image, alpha, options=options)
+    result = harmonize(image, alpha, seed=0, prompt=None, options=options)
     solid = alpha == 255
     assert np.array_equal(result.image[solid], image[solid])
 
@@ -56,7 +56,7 @@ def test_product_pixels_bit_identical(strength: float, ring_px: int) -> None:
 @pytest.mark.parametrize("ring_px", [8, 24, 60])
 def test_far_pixels_unchanged(ring_px: int) -> None:
     image, alpha = _scene_and_alpha()
-    result = harmonize(image, alpha, options=HarmonizeSettings(strength=1.0, ring_px=ring_px))
+    result = harmonize(image, alpha, seed=0, prompt=None, options=HarmonizeSettings(strength=1.0, ring_px=ring_px))
     far = _far_mask(alpha, ring_px)
     assert np.array_equal(result.image[far], image[far])
 
@@ -65,7 +65,7 @@ def test_far_pixels_unchanged(ring_px: int) -> None:
 def test_ring_changed_a_little(strength: float) -> None:
     image, alpha = _scene_and_alpha()
     options = HarmonizeSettings(strength=strength)
-    result = harmonize(image, alpha, options=options)
+    result = harmonize(image, alpha, seed=0, prompt=None, options=options)
     distance = cv2.distanceTransform((alpha == 0).astype(np.uint8), cv2.DIST_L2, 3)
     ring = (alpha == 0) & (distance <= options.ring_px)
     diff = np.abs(result.image.astype(int) - image.astype(int))[ring]
@@ -83,7 +83,7 @@ def test_ring_changed_a_little(strength: float) -> None:
 def test_partial_alpha_blends() -> None:
     image, alpha = _scene_and_alpha()
     options = HarmonizeSettings(strength=1.0)
-    result = harmonize(image, alpha, options=options)
+    result = harmonize(image, alpha, seed=0, prompt=None, options=options)
     edge = (alpha > 0) & (alpha < 255)
     diff = np.abs(result.image.astype(int) - image.astype(int))[edge].max(axis=1)
     a = alpha[edge].astype(float) / 255
@@ -93,20 +93,20 @@ def test_partial_alpha_blends() -> None:
 
 def test_strength_zero_is_identity() -> None:
     image, alpha = _scene_and_alpha()
-    result = harmonize(image, alpha, options=HarmonizeSettings(strength=0.0))
+    result = harmonize(image, alpha, seed=0, prompt=None, options=HarmonizeSettings(strength=0.0))
     assert np.array_equal(result.image, image)
 
 
 def test_empty_alpha_is_identity() -> None:
     image, _ = _scene_and_alpha()
-    result = harmonize(image, np.zeros(image.shape[:2], np.uint8), options=OPTIONS)
+    result = harmonize(image, np.zeros(image.shape[:2], np.uint8), seed=0, prompt=None, options=OPTIONS)
     assert np.array_equal(result.image, image)
 
 
 def test_inputs_not_mutated() -> None:
     image, alpha = _scene_and_alpha()
     image_before, alpha_before = image.copy(), alpha.copy()
-    harmonize(image, alpha, options=HarmonizeSettings(strength=1.0))
+    harmonize(image, alpha, seed=0, prompt=None, options=HarmonizeSettings(strength=1.0))
     assert np.array_equal(image, image_before)
     assert np.array_equal(alpha, alpha_before)
 
@@ -115,7 +115,7 @@ def test_product_at_frame_edge() -> None:
     image, _ = _scene_and_alpha()
     alpha = np.zeros(image.shape[:2], np.uint8)
     alpha[200:, :40] = 255
-    result = harmonize(image, alpha, options=HarmonizeSettings(strength=1.0))
+    result = harmonize(image, alpha, seed=0, prompt=None, options=HarmonizeSettings(strength=1.0))
     assert np.array_equal(result.image[alpha == 255], image[alpha == 255])
 
 
@@ -130,7 +130,7 @@ def test_product_at_frame_edge() -> None:
 )
 def test_invalid_input(image, alpha) -> None:
     with pytest.raises(InvalidInput):
-        harmonize(image, alpha, options=OPTIONS)
+        harmonize(image, alpha, seed=0, prompt=None, options=OPTIONS)
 
 
 def test_registry() -> None:

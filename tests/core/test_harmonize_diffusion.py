@@ -48,7 +48,7 @@ def distance_outside(alpha: np.ndarray) -> np.ndarray:
 def test_only_the_ring_changes(kind: str, folders: dict[str, Path]) -> None:
     image, alpha = scene()
     before = image.copy()
-    out = DiffusersInpaintHarmonizer(options(folders[kind]))(image, alpha)
+    out = DiffusersInpaintHarmonizer(options(folders[kind]))(image, alpha, prompt=None, seed=0)
     assert np.array_equal(image, before)  # input not modified
     assert out.shape == image.shape and out.dtype == np.uint8
     solid, distance = alpha == 255, distance_outside(alpha)
@@ -60,7 +60,7 @@ def test_only_the_ring_changes(kind: str, folders: dict[str, Path]) -> None:
 
 def test_public_harmonize_keeps_product_pixels(folders: dict[str, Path]) -> None:
     image, alpha = scene()
-    result = harmonize(image, alpha, options=options(folders["flux-fill"]))
+    result = harmonize(image, alpha, seed=0, prompt=None, options=options(folders["flux-fill"]))
     assert result.record.backend == "diffusers-inpaint" and result.record.fallback_from is None
     assert np.array_equal(result.image[alpha == 255], image[alpha == 255])
     assert not np.array_equal(result.image[alpha == 128], image[alpha == 128])  # soft edge blends
@@ -85,16 +85,19 @@ def test_settings_reach_the_pipeline_loaded_once(folders: dict[str, Path], monke
     monkeypatch.setattr(md, "_load", lambda name, *a: loads.append(name) or real_load(name, *a))
     monkeypatch.setattr(hd, "pipeline", lambda *a: Spy(real_pipeline(*a)))
     # A memory setting no other test uses: a new cache key, so this test sees the load.
-    opts = options(folders["flux-fill"], strength=0.5, seed=7, memory=DiffusionMemorySettings(attention_slicing=True))
+    opts = options(folders["flux-fill"], strength=0.5, memory=DiffusionMemorySettings(attention_slicing=True))
     image, alpha = scene()
-    first = DiffusersInpaintHarmonizer(opts)(image, alpha)
-    second = DiffusersInpaintHarmonizer(opts)(image, alpha)
+    first = DiffusersInpaintHarmonizer(opts)(image, alpha, prompt="a kitchen", seed=7)
+    second = DiffusersInpaintHarmonizer(opts)(image, alpha, prompt="a kitchen", seed=7)
+    other = DiffusersInpaintHarmonizer(opts)(image, alpha, prompt="a kitchen", seed=8)
     assert loads == ["FluxFillPipeline"]
-    assert np.array_equal(first, second)  # fixed seed: deterministic
+    assert np.array_equal(first, second), "the same seed gives the same image"
+    assert not np.array_equal(first, other), "another seed, other noise"
     call = calls[0]
     assert call["strength"] == 0.5 and int(call["num_inference_steps"] * 0.5) == 2
-    assert call["prompt"] == "a table" and call["guidance_scale"] == 30.0 and call["max_sequence_length"] == 32
-    assert call["generator"].initial_seed() == 7
+    assert call["prompt"] == "a kitchen, a table", "the variant's scene prompt, then harmonize.prompt"
+    assert call["guidance_scale"] == 30.0 and call["max_sequence_length"] == 32
+    assert [c["generator"].initial_seed() for c in calls] == [7, 7, 8], "the variant's seed"
     assert max(call["width"], call["height"]) == 64 and call["width"] % 16 == 0 and call["height"] % 16 == 0
     assert call["image"].size == call["mask_image"].size == (call["width"], call["height"])
     mask = np.asarray(call["mask_image"])
@@ -106,7 +109,7 @@ def test_unavailable_without_weights(tmp_path: Path) -> None:
     reason = DiffusersInpaintHarmonizer.unavailable_reason(opts)
     assert reason is not None and "no-such-model" in reason
     image, alpha = scene()
-    record = harmonize(image, alpha, options=opts).record
+    record = harmonize(image, alpha, seed=0, prompt=None, options=opts).record
     assert record.backend == "classical"
     assert any(s.startswith("diffusers-inpaint:") and "no-such-model" in s for s in record.skipped)
     assert "no-such-model" in DiffusersInpaintHarmonizer.source(opts)
@@ -120,7 +123,7 @@ def test_pipeline_error_falls_back_to_classical(folders: dict[str, Path], monkey
 
     monkeypatch.setattr(hd, "pipeline", lambda *a: broken)
     image, alpha = scene()
-    record = harmonize(image, alpha, options=options(folders["sd-inpaint"])).record
+    record = harmonize(image, alpha, seed=0, prompt=None, options=options(folders["sd-inpaint"])).record
     assert record.backend == "classical" and record.fallback_from == "diffusers-inpaint"
     assert "boom" in record.error
 
@@ -129,7 +132,7 @@ def test_pipeline_error_falls_back_to_classical(folders: dict[str, Path], monkey
 
     monkeypatch.setattr(hd, "pipeline", lambda *a: out_of_memory)
     with pytest.raises(TransientBackendError, match="out of GPU memory"):
-        harmonize(image, alpha, options=options(folders["sd-inpaint"]), raise_transient=True)
+        harmonize(image, alpha, seed=0, prompt=None, options=options(folders["sd-inpaint"]), raise_transient=True)
 
 
 def test_pipeline_folder_found_in_models_dir(folders: dict[str, Path]) -> None:

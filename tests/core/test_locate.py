@@ -75,7 +75,7 @@ def test_finds_table_edge(width: int, height: int, edge_fraction: float, seed: i
 
 def test_topmost_edge_wins_and_line_stays_on_the_table() -> None:
     height, edge, front = 800, 440, 700
-    surface = locate(_photo(800, height, edge, front=front), phrase="", known=None, options=OPTIONS).surface
+    surface = locate(_photo(800, height, edge, front=front), phrase="table", known=None, options=OPTIONS).surface
     assert abs(surface.box.y0 - edge) <= 3
     assert abs(surface.box.y1 - front) <= 3
     assert edge < surface.line_y < front
@@ -109,7 +109,7 @@ def test_band_fallback(scene: np.ndarray) -> None:
 
 def test_band_setting_is_used() -> None:
     options = LocateSettings(band=(0.8, 0.9))
-    surface = locate(np.full((100, 200, 3), 90, np.uint8), phrase="", known=None, options=options).surface
+    surface = locate(np.full((100, 200, 3), 90, np.uint8), phrase="table", known=None, options=options).surface
     assert surface.line_y == 85
     assert 0 <= surface.line_y < 100
 
@@ -123,14 +123,14 @@ def test_known_passes_through() -> None:
 
 def test_known_is_kept_inside_the_frame() -> None:
     known = Surface(line_y=999, center_x=-5, box=None, backend="scene-geometry")
-    surface = locate(np.zeros((100, 120, 3), np.uint8), phrase="", known=known, options=OPTIONS).surface
+    surface = locate(np.zeros((100, 120, 3), np.uint8), phrase="table", known=known, options=OPTIONS).surface
     assert surface.line_y == 99 and surface.center_x == 0
 
 
 @pytest.mark.parametrize("prompt", ["wooden table", "white marble", "concrete", "pastel", "dark night", "beach"])
 @pytest.mark.parametrize(("width", "height"), [(1024, 1024), (1280, 720), (768, 1024)])
 def test_finds_procedural_back_edge(prompt: str, width: int, height: int) -> None:
-    scene = generate_scene(prompt, size=Size(width, height), seed=11, options=SceneSettings())
+    scene = generate_scene(prompt, size=Size(width, height), seed=11, surface="table", options=SceneSettings())
     result = locate(scene.image, phrase="table", known=None, options=OPTIONS)
     assert result.record.backend == "horizontal-edge"
     assert abs(result.surface.box.y0 - scene.surface.box.y0) <= 3
@@ -140,12 +140,12 @@ def test_finds_procedural_back_edge(prompt: str, width: int, height: int) -> Non
 def test_always_inside_the_frame() -> None:
     for seed in range(5):
         scene = np.random.default_rng(seed).integers(0, 256, (70, 90, 3), dtype=np.uint8)
-        surface = locate(scene, phrase="", known=None, options=OPTIONS).surface
+        surface = locate(scene, phrase="table", known=None, options=OPTIONS).surface
         assert 0 <= surface.line_y < 70 and 0 <= surface.center_x < 90
 
 
 def test_invalid_input() -> None:
     with pytest.raises(InvalidInput):
-        locate(np.zeros((10, 10, 3), np.float32), phrase="", known=None, options=OPTIONS)
+        locate(np.zeros((10, 10, 3), np.float32), phrase="table", known=None, options=OPTIONS)
     with pytest.raises(InvalidInput):
-        locate(np.zeros((10, 10), np.uint8), phrase="", known=None, options=OPTIONS)
+        locate(np.zeros((10, 10), np.uint8), phrase="table", known=None, options=OPTIONS)

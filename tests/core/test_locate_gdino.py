@@ -20,7 +20,7 @@ from placewright.models import MODELS
 from placewright.settings import LocateSettings, ModelSpec
 from placewright.types import Box, Surface
 
-WORDS = ["tabletop", "countertop", "table", "counter", "wooden", "kitchen", "marble", "a", "the", "."]
+WORDS = ["tabletop", "countertop", "table", "counter", "wooden", "kitchen", "marble", "shelf", "a", "the", "."]
 
 
 def build_tiny_gdino(folder: Path) -> Path:

@@ -11,51 +11,58 @@ import pytest
 from PIL import Image, ImageCms
 
 import placewright.publish as publish_module
+from placewright.analyze import Analysis
 from placewright.backends import StageRecord
-from placewright.publish import ProductOutput, PublishedRun, VariantOutput, new_run_id, publish_run, slugify
+from placewright.publish import FinishedVariant, PublishedRun, new_run_id, publish_run
+from placewright.request import Product, Variant
 from placewright.settings import OutputSettings, StorageSettings
 from placewright.storage import open_location
-from placewright.types import Box
+from placewright.types import Box, Surface
 
 
-def _publish(root: Path, run_id: str, variants: list[VariantOutput], output: OutputSettings, **storage) -> PublishedRun:
+def _publish(
+    root: Path, run_id: str, variants: list[FinishedVariant], output: OutputSettings, **storage
+) -> PublishedRun:
     return publish_run(
         location=open_location(str(root), StorageSettings(**storage)),
         run_path=run_id,
         run_id=run_id,
         created_at="2026-11-22T05:00:00+00:00",
-        product=_product(),
+        **product_parts(),
         variants=variants,
         output=output,
     )
 
 
-def _product() -> ProductOutput:
+def product_parts() -> dict:
+    """The product side of a run: what it is, its cut-out and its analysis."""
     cutout = np.zeros((50, 30, 4), np.uint8)
     cutout[5:45, 5:25] = (200, 30, 30, 255)
-    return ProductOutput(
-        source="bottle.png",
-        sha256="ab" * 32,
-        cutout=cutout,
-        analysis={"name": "bottle", "category": "bottle", "size_fraction": 0.4, "aspect": 1.6, "backend": "heuristic"},
-        stages={"cutout": StageRecord("grabcut", 0.1)},
+    return {
+        "product": Product(source="bottle.png", sha256="ab" * 32),
+        "cutout": cutout,
+        "analysis": Analysis(name="bottle", category="bottle", size_fraction=0.4, aspect=1.6),
+    }
+
+
+def finished(index: int, image: np.ndarray, **extra) -> FinishedVariant:
+    """A finished variant of prompt ``scene number <index>``."""
+    stages = {
+        "cutout": StageRecord("grabcut", 0.1),
+        "scene": StageRecord("procedural", 0.05, fallback_from="flux", error="flux: no weights"),
+    }
+    return FinishedVariant(
+        variant=Variant(index=index, seed=7 + index, prompt=f"scene number {index}", background=None),
+        image=image,
+        product_box=Box(10, 10, 30, 50),
+        surface=Surface(line_y=50, center_x=20, box=None, backend="band"),
+        stages=extra.pop("stages", stages),
+        **extra,
     )
 
 
-def _variants(n: int = 2) -> list[VariantOutput]:
-    return [
-        VariantOutput(
-            index=i,
-            seed=7 + i,
-            prompt=f"scene number {i}",
-            image=np.full((64, 96, 3), 40 * i, np.uint8),
-            product_box=Box(10, 10, 30, 50),
-            surface_box=None,
-            surface_line_y=50,
-            stages={"scene": StageRecord("procedural", 0.05, fallback_from="flux", error="flux: no weights")},
-        )
-        for i in range(n)
-    ]
+def _variants(n: int = 2) -> list[FinishedVariant]:
+    return [finished(i, np.full((64, 96, 3), 40 * i, np.uint8)) for i in range(n)]
 
 
 @pytest.mark.parametrize("fmt", ["webp", "jpeg", "png"])
@@ -156,7 +163,7 @@ def test_public_base_url(tmp_path: Path) -> None:
     assert manifest.manifest_url == "https://cdn.example.com/ads/p/manifest.json"
 
 
-def replace_image(variant: VariantOutput, image: np.ndarray) -> VariantOutput:
+def replace_image(variant: FinishedVariant, image: np.ndarray) -> FinishedVariant:
     import dataclasses
 
     return dataclasses.replace(variant, image=image)
@@ -168,9 +175,14 @@ def test_run_ids_are_unique_and_sortable() -> None:
     assert all(len(i) == len("20261122T041502Z-3f9a1c") for i in ids)
 
 
-def test_slugify() -> None:
-    assert slugify("Sunlit marble counter, morning!") == "sunlit-marble-counter-morning"
-    assert slugify("???") == "scene"
+def test_file_names_follow_the_scene() -> None:
+    prompt = Variant(index=3, seed=0, prompt="Sunlit marble counter, morning!", background=None)
+    assert publish_module.variant_filename(prompt, "jpeg") == "variant-03-sunlit-marble-counter-morning.jpg"
+    assert publish_module.variant_filename(prompt.model_copy(update={"prompt": "???"}), "png") == "variant-03-scene.png"
+    background = Variant(index=1, seed=0, prompt=None, background="/shots/Cafe Terrace.v2.jpg")
+    assert (
+        publish_module.variant_filename(background, "webp", preview=True) == "variant-01-cafe-terrace-v2.preview.webp"
+    )
 
 
 @pytest.mark.parametrize(("fmt", "lossless"), [("png", True), ("webp", False), ("jpeg", False)])
@@ -179,18 +191,7 @@ def test_product_fidelity_is_measured_on_the_published_file(tmp_path: Path, fmt:
     composite = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)  # noisy: lossy codecs must change it
     alpha = np.zeros((64, 96), np.uint8)
     alpha[10:50, 20:60] = 255
-    variant = VariantOutput(
-        index=0,
-        seed=0,
-        prompt="p",
-        image=composite.copy(),
-        product_box=Box(20, 10, 60, 50),
-        surface_box=None,
-        surface_line_y=50,
-        stages={},
-        composite=composite,
-        product_alpha=alpha,
-    )
+    variant = finished(0, composite.copy(), stages={}, composite=composite, product_alpha=alpha)
     manifest = _publish(tmp_path, "f", [variant], OutputSettings(format=fmt)).manifest
     fidelity = manifest.variants[0].product_fidelity
     assert (fidelity == 0) if lossless else (fidelity is not None and fidelity > 0)
@@ -202,17 +203,6 @@ def test_product_fidelity_sees_a_changed_label(tmp_path: Path) -> None:
     alpha[10:50, 20:60] = 255
     final = composite.copy()
     final[30, 40] = (140, 100, 100)  # one product pixel drifted by 40
-    variant = VariantOutput(
-        index=0,
-        seed=0,
-        prompt="p",
-        image=final,
-        product_box=Box(20, 10, 60, 50),
-        surface_box=None,
-        surface_line_y=50,
-        stages={},
-        composite=composite,
-        product_alpha=alpha,
-    )
+    variant = finished(0, final, stages={}, composite=composite, product_alpha=alpha)
     manifest = _publish(tmp_path, "g", [variant], OutputSettings(format="png")).manifest
     assert manifest.variants[0].product_fidelity == 40

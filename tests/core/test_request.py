@@ -1,4 +1,4 @@
-"""Checking run requests: every bad argument is named before any work starts."""
+"""The run contract and planning a run: every bad argument is named, in one line, before any work starts."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ import pytest
 from PIL import Image
 
 from placewright.errors import InvalidInput
-from placewright.request import build_request
+from placewright.plan import plan_run
+from placewright.request import RunRequest, Variant
 from placewright.settings import Settings
+from placewright.types import Size
+from placewright.validation import validate
 
 
 @pytest.fixture
@@ -19,49 +22,85 @@ def product(tmp_path: Path) -> str:
     return str(path)
 
 
-def _build(product: str, **kwargs):
-    args = dict(prompts=None, backgrounds=None, surface=None, size=None, seed=None, format=None, out=None)
-    args.update(kwargs)
-    return build_request(product, settings=Settings(), **args)
+def _plan(tmp_path: Path, **fields):
+    request = validate(RunRequest, fields)
+    return plan_run(request, Settings(), downloads=tmp_path / "downloads")
 
 
-def test_default_variant_from_default_prompt(product: str) -> None:
-    request = _build(product)
-    assert len(request.variants) == 1
-    assert request.variants[0].prompt == Settings().scene.default_prompt
-    assert str(request.size) == "1024x1024" and request.format == "webp"
+def test_defaults_come_from_the_settings(product: str, tmp_path: Path) -> None:
+    plan = _plan(tmp_path, product=product)
+    assert plan.variants == [Variant(index=0, seed=0, prompt=Settings().scene.default_prompt, background=None)]
+    assert (plan.size, plan.format, plan.surface, plan.out) == (Size(1024, 1024), "webp", "table", Settings().out_dir)
+    assert plan.request.prompts == [], "the default prompt makes a variant but is not the user's prompt"
+    assert plan.product.source == product and len(plan.product.sha256) == 64
 
 
 def test_one_variant_per_prompt_and_background_with_seeds(product: str, tmp_path: Path) -> None:
     background = tmp_path / "bg.jpg"
     Image.new("RGB", (300, 200), (10, 120, 10)).save(background)
-    request = _build(product, prompts=["a", "b"], backgrounds=[str(background)], seed=10, format="JPG")
-    assert [(v.index, v.seed, v.prompt) for v in request.variants] == [(0, 10, "a"), (1, 11, "b"), (2, 12, None)]
-    assert request.variants[2].background is not None
-    assert request.format == "jpeg"
+    plan = _plan(tmp_path, product=product, prompts=["a", " b "], backgrounds=[str(background)], seed=10, format="JPG")
+    assert [(v.index, v.seed, v.prompt, v.background) for v in plan.variants] == [
+        (0, 10, "a", None),
+        (1, 11, "b", None),
+        (2, 12, None, str(background)),
+    ]
+    assert plan.variants[2].background_sha256 and plan.format == "jpeg"
+
+
+def test_sizes_read_as_text_or_as_numbers(product: str) -> None:
+    assert RunRequest(product=product, size="640 x 480").size == Size(640, 480)  # type: ignore[arg-type]
+    assert RunRequest(product=product, size={"width": 640, "height": 480}).size == Size(640, 480)  # type: ignore[arg-type]
+    assert RunRequest(product=product, size=Size(640, 480)).size == Size(640, 480)
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("fields", "message"),
     [
-        ({"size": "big"}, "WIDTHxHEIGHT"),
-        ({"size": "10x10"}, "out of range"),
-        ({"format": "gif"}, "unknown format"),
-        ({"prompts": ["  "]}, "empty"),
-        ({"prompts": ["x" * 5000]}, "too long"),
-        ({"surface": " "}, "surface"),
-        ({"seed": -1}, "seed"),
-        ({"backgrounds": ["/nonexistent/bg.png"]}, "background image not found"),
+        ({"size": "big"}, "size: must look like WIDTHxHEIGHT (e.g. 1024x1024), got 'big'"),
+        ({"size": "10x10"}, "size: 10x10 is out of range: each side must be 64..8192 pixels"),
+        ({"size": {"width": 640}}, "size.height: required"),
+        ({"format": "gif"}, "format: must be one of: 'webp', 'jpeg' or 'png' (got 'gif')"),
+        ({"urls": "signed"}, "urls: must be one of: 'auto', 'presigned', 'public' or 'plain' (got 'signed')"),
+        ({"prompts": ["  "]}, "prompts[0]: must not be empty"),
+        ({"prompts": ["x" * 5000]}, "prompts[0]: is too long (5000 characters, limit 2000)"),
+        (
+            {"prompts": ["p"] * 40, "backgrounds": ["b"] * 40},
+            "too many variants: 80 prompts and backgrounds (limit 64)",
+        ),
+        ({"surface": " "}, "surface: must not be empty"),
+        ({"surface": "x" * 201}, "surface: is too long (201 characters, limit 200)"),
+        ({"seed": -1}, "seed: must be >= 0"),
+        ({"seed": "-1"}, "seed: must be >= 0"),
+        ({"seed": "abc"}, "seed: must be a whole number (got 'abc')"),
+        ({"seed": True}, "seed: must be a whole number, got True"),
+        ({"seed": 1.5}, "seed: must be a whole number (got 1.5)"),
+        ({"product": "ftp://example.com/p.png"}, "product: must be a local path or an http(s) URL"),
+        ({"out": ""}, "out: must not be empty"),
+        ({"colour": "red"}, "colour: unknown key; allowed: product, prompts, backgrounds, out, surface, size"),
     ],
 )
-def test_invalid_input(product: str, kwargs: dict, message: str) -> None:
+def test_invalid_request(product: str, fields: dict, message: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        validate(RunRequest, {"product": product, **fields})
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+
+
+def test_a_request_is_immutable(product: str) -> None:
+    request = RunRequest(product=product)
+    with pytest.raises(ValueError):
+        request.seed = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"product": "/nonexistent/product.png"}, "product image not found: /nonexistent/product.png"),
+        ({"backgrounds": ["/nonexistent/bg.png"]}, "background image not found: /nonexistent/bg.png"),
+    ],
+)
+def test_missing_files(product: str, tmp_path: Path, fields: dict, message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
-        _build(product, **kwargs)
-
-
-def test_missing_product() -> None:
-    with pytest.raises(InvalidInput, match="product image not found"):
-        _build("/nonexistent/product.png")
+        _plan(tmp_path, **{"product": product, **fields})
 
 
 def test_output_folder_that_is_a_file(product: str, tmp_path: Path) -> None:
@@ -69,8 +108,26 @@ def test_output_folder_that_is_a_file(product: str, tmp_path: Path) -> None:
     blocker.write_text("a file, not a folder")
     for out in (blocker, blocker / "sub"):
         with pytest.raises(InvalidInput, match="is not a folder"):
-            _build(product, out=str(out))
+            _plan(tmp_path, product=product, out=str(out))
 
 
 def test_output_folder_that_does_not_exist_yet_is_fine(product: str, tmp_path: Path) -> None:
-    assert _build(product, out=str(tmp_path / "new" / "deeper")).out_dir.endswith("deeper")
+    assert _plan(tmp_path, product=product, out=str(tmp_path / "new" / "deeper")).out.endswith("deeper")
+
+
+def test_public_urls_need_a_public_base_url(product: str, tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="public_base_url"):
+        _plan(tmp_path, product=product, urls="public")
+
+
+def test_the_ui_form_schema_shows_choices_and_numbers() -> None:
+    schema = RunRequest.model_json_schema()
+    properties = schema["properties"]
+    assert list(properties)[:3] == ["product", "prompts", "backgrounds"], "what the run is made from comes first"
+    assert {"webp", "jpeg", "png"} == set(properties["format"]["anyOf"][0]["enum"])
+    assert {"auto", "presigned", "public", "plain"} == set(properties["urls"]["anyOf"][0]["enum"])
+    numbers, text, none = properties["size"]["anyOf"]  # numbers or WIDTHxHEIGHT text (or unset)
+    assert numbers["properties"]["width"] == {"type": "integer", "minimum": 64, "maximum": 8192, "title": "Width"}
+    assert numbers["properties"]["height"]["type"] == "integer" and text["type"] == "string"
+    assert none == {"type": "null"}
+    assert properties["seed"]["anyOf"][0] == {"minimum": 0, "type": "integer"}

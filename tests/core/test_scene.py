@@ -16,7 +16,7 @@ OPTIONS = SceneSettings()
 
 
 def _scene(prompt: str = "a wooden table", size: Size = Size(512, 512), seed: int = 0):
-    return generate_scene(prompt, size=size, seed=seed, options=OPTIONS)
+    return generate_scene(prompt, size=size, seed=seed, surface="table", options=OPTIONS)
 
 
 def _luma(image: np.ndarray) -> np.ndarray:
@@ -123,7 +123,7 @@ def test_not_noise(prompt: str) -> None:
     assert _mean_abs_laplacian(noise) > 100
     # The anti-banding grain alone (std 1.2 levels) gives about 4.3; textures add little.
     assert _mean_abs_laplacian(image) < 6.0
-    clean = generate_scene(prompt, size=Size(1024, 1024), seed=1, options=SceneSettings(grain=0)).image
+    clean = generate_scene(prompt, size=Size(1024, 1024), seed=1, surface="table", options=SceneSettings(grain=0)).image
     assert _mean_abs_laplacian(clean) < 1.5
 
 
@@ -140,7 +140,7 @@ def test_blank_prompt_uses_default() -> None:
 
 def test_invalid_input() -> None:
     with pytest.raises(InvalidInput):
-        generate_scene("wood", size=Size(8, 8), seed=0, options=OPTIONS)
+        generate_scene("wood", size=Size(8, 8), seed=0, surface="table", options=OPTIONS)
     with pytest.raises(InvalidInput):
         fit_background(np.zeros((10, 10, 3), np.float32), size=Size(64, 64))
     with pytest.raises(InvalidInput):

@@ -46,7 +46,9 @@ def _spy(monkeypatch: pytest.MonkeyPatch, options: SceneSettings) -> list[dict]:
 @pytest.mark.parametrize("kind", ["sd", "flux"])
 @pytest.mark.parametrize("size", [Size(96, 64), Size(64, 96)])
 def test_output_has_exactly_the_requested_size(tiny: dict[str, Path], kind: str, size: Size) -> None:
-    result = generate_scene("a marble counter", size=size, seed=0, options=_options(tiny[kind], steps=1))
+    result = generate_scene(
+        "a marble counter", size=size, seed=0, surface="table", options=_options(tiny[kind], steps=1)
+    )
     assert result.record.backend == "diffusers" and result.record.error is None
     assert result.image.shape == (size.height, size.width, 3) and result.image.dtype == np.uint8
     assert result.surface is None, "an AI scene leaves the surface to the locate stage"
@@ -56,17 +58,17 @@ def test_output_has_exactly_the_requested_size(tiny: dict[str, Path], kind: str,
 @pytest.mark.parametrize("kind", ["sd", "flux"])
 def test_same_seed_same_image_other_seed_other_image(tiny: dict[str, Path], kind: str) -> None:
     options, size = _options(tiny[kind], steps=1), Size(64, 64)
-    first, again, other = (generate_scene("oak table", size=size, seed=s, options=options).image for s in (7, 7, 8))
+    first, again, other = (
+        generate_scene("oak table", size=size, seed=s, surface="table", options=options).image for s in (7, 7, 8)
+    )
     assert np.array_equal(first, again)
     assert np.abs(first.astype(int) - other).mean() > 1
 
 
 def test_overrides_reach_the_pipeline(tiny: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    options = _options(
-        tiny["sd"], steps=2, guidance=2.5, scheduler="EulerDiscreteScheduler", negative_prompt="no cats", surface="desk"
-    )
+    options = _options(tiny["sd"], steps=2, guidance=2.5, scheduler="EulerDiscreteScheduler", negative_prompt="no cats")
     calls = _spy(monkeypatch, options)
-    generate_scene("a loft", size=Size(96, 64), seed=1, options=options)
+    generate_scene("a loft", size=Size(96, 64), seed=1, surface="desk", options=options)
     (call,) = calls
     assert call["num_inference_steps"] == 2 and call["guidance_scale"] == 2.5
     assert call["negative_prompt"] == "no cats" and call["scheduler"] == "EulerDiscreteScheduler"
@@ -78,7 +80,7 @@ def test_overrides_reach_the_pipeline(tiny: dict[str, Path], monkeypatch: pytest
 def test_flux_schnell_defaults(tiny: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     options = _options(tiny["flux"])
     calls = _spy(monkeypatch, options)
-    generate_scene("a beach", size=Size(64, 96), seed=1, options=options)
+    generate_scene("a beach", size=Size(64, 96), seed=1, surface="table", options=options)
     (call,) = calls
     assert call["num_inference_steps"] == 4 and call["guidance_scale"] == 0.0
     assert call["max_sequence_length"] == 32, "schnell's 256 capped at the tiny T5 tokenizer's 32"
@@ -109,7 +111,7 @@ def test_generation_size_keeps_aspect_and_pixel_count(side: int, factor: int, si
 def test_loaded_once(tiny: dict[str, Path]) -> None:
     options = _options(tiny["sd"], steps=1)
     for seed in (1, 2):
-        generate_scene("a shelf", size=Size(64, 64), seed=seed, options=options)
+        generate_scene("a shelf", size=Size(64, 64), seed=seed, surface="table", options=options)
     loads = [n for key, n in MODELS.loads.items() if str(tiny["sd"]) in str(key)]
     assert loads == [1]
 
@@ -120,7 +122,7 @@ def test_unavailable_without_weights_names_the_path(tmp_path: Path) -> None:
     reason = DiffusersScene.unavailable_reason(options)
     assert reason is not None and str(missing) in reason
     assert DiffusersScene.source(options) == str(missing)
-    result = generate_scene("a table", size=Size(64, 48), seed=0, options=options)
+    result = generate_scene("a table", size=Size(64, 48), seed=0, surface="table", options=options)
     assert result.record.backend == "procedural"
     assert any(s.startswith("diffusers:") and str(missing) in s for s in result.record.skipped)
 
@@ -133,7 +135,7 @@ def test_pipeline_error_falls_back_to_procedural(tiny: dict[str, Path], monkeypa
         raise RuntimeError("UNet exploded")
 
     monkeypatch.setattr(type(pipe), "__call__", broken)
-    result = generate_scene("a table", size=Size(64, 48), seed=0, options=options)
+    result = generate_scene("a table", size=Size(64, 48), seed=0, surface="table", options=options)
     assert result.record.backend == "procedural" and result.record.fallback_from == "diffusers"
     assert "UNet exploded" in result.record.error and result.surface is not None
 
@@ -149,4 +151,4 @@ def test_cuda_out_of_memory_is_transient(tiny: dict[str, Path], monkeypatch: pyt
 
     monkeypatch.setattr(type(pipe), "__call__", oom)
     with pytest.raises(TransientBackendError, match="out of GPU memory"):
-        generate_scene("a table", size=Size(64, 48), seed=0, options=options, raise_transient=True)
+        generate_scene("a table", size=Size(64, 48), seed=0, surface="table", options=options, raise_transient=True)

@@ -26,7 +26,7 @@ def test_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config.write_text('seed = 42\n[output]\nsize = "800x600"\n')
     monkeypatch.setenv("PLACEWRIGHT_CONFIG_FILE", str(config))
     settings = Settings()
-    assert settings.seed == 42 and settings.output.size == "800x600"
+    assert settings.seed == 42 and str(settings.output.size) == "800x600"
 
 
 def test_missing_config_file_is_named(monkeypatch: pytest.MonkeyPatch) -> None:

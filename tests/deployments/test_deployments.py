@@ -9,6 +9,7 @@ from deployments.local import DEPLOYMENT_NAME, build, build_campaign
 from flows.campaign import run_campaign
 from flows.place_product import place_product
 from placewright.campaign import load_campaign
+from placewright.request import RunRequest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -16,12 +17,15 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_local_deployment_runs_the_example() -> None:
     deployment = build()
     assert deployment.name == DEPLOYMENT_NAME
-    assert deployment.parameters["product"] == "examples/olive-oil-bottle.jpg"
-    assert (ROOT / deployment.parameters["product"]).is_file()
-    assert len(deployment.parameters["prompts"]) == 2
+    request = RunRequest.model_validate(deployment.parameters["request"])  # the defaults are a valid request
+    assert (ROOT / request.product).is_file() and len(request.prompts) == 2
     schema = parameter_schema(place_product).model_dump()  # what the UI renders as the run form
-    assert {"product", "prompts", "backgrounds", "size", "format"} <= set(schema["properties"])
-    assert schema["required"] == ["product"]
+    assert set(schema["properties"]) == {"request", "refresh"} and schema["required"] == ["request"]
+    form = schema["definitions"]["RunRequest"]
+    assert {"product", "prompts", "backgrounds", "surface", "size", "seed", "format", "urls", "out"} == set(
+        form["properties"]
+    )
+    assert form["required"] == ["product"]
 
 
 def test_prefect_yaml_entrypoints_exist() -> None:
@@ -32,9 +36,13 @@ def test_prefect_yaml_entrypoints_exist() -> None:
         path, _, name = deployment["entrypoint"].partition(":")
         assert (ROOT / path).is_file()
         assert f"def {name}(" in (ROOT / path).read_text()
-    assert (ROOT / deployments["place-product"]["parameters"]["product"]).is_file()
-    assert (ROOT / deployments["campaign"]["parameters"]["campaign_file"]).is_file()
-    assert deployments["campaign"]["schedules"][0]["cron"] == "0 6 * * 1"
+    request = RunRequest.model_validate(deployments["place-product"]["parameters"]["request"])
+    assert (ROOT / request.product).is_file()
+    assert "parameters" not in deployments["campaign"], "the campaign form starts empty: no trap"
+    (schedule,) = deployments["campaign"]["schedules"]
+    assert schedule["cron"] == "0 6 * * 1"
+    # The server does not check a schedule's parameters against the flow: this test does.
+    assert load_campaign(ROOT / schedule["parameters"]["campaign_file"]).variant_count == 6
 
 
 def test_the_bundled_campaign_is_valid_and_two_by_three() -> None:
@@ -53,4 +61,4 @@ def test_campaign_parameters_render_as_a_form() -> None:
 def test_local_campaign_deployment() -> None:
     deployment = build_campaign()
     assert deployment.name == "campaign-local"
-    assert deployment.parameters == {"campaign_file": "examples/campaign.yaml"}
+    assert deployment.parameters == {}, "the form starts empty"

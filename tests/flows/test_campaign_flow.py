@@ -48,7 +48,7 @@ def test_two_products_three_scenes(tmp_path: Path) -> None:
     path = _write_campaign(tmp_path, _products(tmp_path))
     state = run_campaign(campaign_file=str(path), return_state=True)
     assert state.is_completed()
-    summary = state.result()
+    summary = state.result().model_dump(mode="json")
     run_dir = tmp_path / "out" / "spring-test" / summary["run_id"]
     assert json.loads((run_dir / "campaign.json").read_text()) == summary
     assert summary["status"] == "completed" and summary["variants"] == summary["published_variants"] == 6
@@ -115,7 +115,7 @@ def test_campaign_as_a_parameter_and_bad_parameters(tmp_path: Path, monkeypatch:
     path = _write_campaign(tmp_path, _products(tmp_path)[:1], scenes=[{"prompt": "white studio", "variants": 2}])
     spec = load_campaign(path)
     summary = run_campaign(campaign=spec)
-    assert summary["variants"] == 2 and summary["status"] == "completed"
+    assert summary.variants == 2 and summary.status == "completed"
     for bad in ({}, {"campaign": spec, "campaign_file": str(path)}):
         state = run_campaign(**bad, return_state=True)
         with pytest.raises(InvalidInput, match="give either campaign or campaign_file"):

@@ -92,7 +92,7 @@ def test_campaign_on_a_local_dask_cluster(tmp_path: Path, monkeypatch: pytest.Mo
         runner = task_runner_from_settings(RunnerSettings(kind="dask", address=cluster.scheduler_address))
         state = run_campaign.with_options(task_runner=runner)(campaign_file=str(path), return_state=True)
         assert state.is_completed(), state.message
-        summary = state.result()
+        summary = state.result().model_dump(mode="json")
         run_dir = tmp_path / "out" / "dask-test" / summary["run_id"]
         assert json.loads((run_dir / "campaign.json").read_text()) == summary
         assert summary["status"] == "completed" and summary["variants"] == summary["published_variants"] == 6

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.place_product import place_product
 from tests.core.test_a1111 import FakeA1111, closed_port_url
+from tests.flows.runs import place
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -28,8 +28,8 @@ def test_flow_uses_the_a1111_server_for_scene_and_harmonize(
         monkeypatch.setenv("PLACEWRIGHT_SCENE__A1111__USERNAME", "ada")
         monkeypatch.setenv("PLACEWRIGHT_SCENE__A1111__PASSWORD", "s3cret-pw")
         started = time.perf_counter()
-        manifest = place_product(
-            str(example_product), prompts=["sunny kitchen"], size="260x200", seed=5, out=str(tmp_path)
+        manifest = place(
+            example_product, prompts=["sunny kitchen"], surface="shelf", size="260x200", seed=5, out=str(tmp_path)
         )
         print(f"flow with a1111: {time.perf_counter() - started:.2f} s")
     variant = manifest["variants"][0]
@@ -39,7 +39,9 @@ def test_flow_uses_the_a1111_server_for_scene_and_harmonize(
     paths = [r["path"] for r in server.requests]
     assert paths == ["/sdapi/v1/txt2img", "/sdapi/v1/img2img"]
     txt2img, img2img = (r["body"] for r in server.requests)
-    assert (txt2img["prompt"], txt2img["seed"], txt2img["width"], txt2img["height"]) == ("sunny kitchen", 5, 260, 200)
+    assert txt2img["prompt"].startswith("sunny kitchen, an empty shelf in the foreground"), "the run's surface"
+    assert (txt2img["seed"], txt2img["width"], txt2img["height"]) == (5, 260, 200)
+    assert img2img["seed"] == 5 and img2img["prompt"].startswith("sunny kitchen, "), "the variant's seed and prompt"
     assert server.requests[0]["auth"].startswith("Basic ") and server.requests[1]["auth"] is None
     assert img2img["inpainting_mask_invert"] == 1 and img2img["denoising_strength"] == 0.35
     saved = (tmp_path / manifest["run_id"] / "manifest.json").read_text()
@@ -51,7 +53,7 @@ def test_flow_falls_back_when_the_server_is_down(
 ) -> None:
     _point_at(closed_port_url(), monkeypatch)
     started = time.perf_counter()
-    manifest = place_product(str(example_product), prompts=["white studio"], size="256x256", out=str(tmp_path))
+    manifest = place(example_product, prompts=["white studio"], size="256x256", out=str(tmp_path))
     print(f"flow with a1111 down: {time.perf_counter() - started:.2f} s")
     stages = manifest["variants"][0]["stages"]
     assert stages["scene"]["backend"] == "procedural" and stages["harmonize"]["backend"] == "classical"

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from flows.place_product import place_product
 from tests.core.test_cutout_rembg import export_red_detector
 from tests.core.test_cutout_sam import save_tiny_sam
+from tests.flows.runs import place
 from tests.synth import render_product_photo
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -36,7 +36,7 @@ def red_bottle(tmp_path: Path) -> Path:
 
 
 def run(product: Path, tmp_path: Path) -> tuple[dict, dict]:
-    manifest = place_product(str(product), prompts=["marble counter"], size="320x256", out=str(tmp_path / "out"))
+    manifest = place(product, prompts=["marble counter"], size="320x256", out=str(tmp_path / "out"))
     return manifest, manifest["variants"][0]["stages"]["cutout"]
 
 

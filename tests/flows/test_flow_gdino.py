@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from flows.place_product import place_product
 from tests.core.test_locate_gdino import build_tiny_gdino
+from tests.flows.runs import place
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -32,8 +32,8 @@ def _run(product: Path, folder: Path, monkeypatch: pytest.MonkeyPatch, model: Pa
     monkeypatch.setenv("PLACEWRIGHT_LOCATE__DETECTOR__DEVICE", "cpu")
     monkeypatch.setenv("PLACEWRIGHT_LOCATE__BOX_THRESHOLD", str(threshold))
     monkeypatch.setenv("PLACEWRIGHT_LOCATE__TEXT_THRESHOLD", str(threshold))
-    manifest = place_product(
-        str(product), backgrounds=[str(_background(folder))], surface="table", size="320x240", out=str(folder / "o")
+    manifest = place(
+        product, backgrounds=[str(_background(folder))], surface="table", size="320x240", out=str(folder / "o")
     )
     (variant,) = manifest["variants"]
     assert variant["stages"]["scene"]["backend"] == "provided", "a provided background: detection is not skipped"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.place_product import place_product
+from tests.flows.runs import place
 from tests.tiny_diffusion import save_tiny_pipeline
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -21,8 +21,8 @@ def test_flow_records_diffusers_inpaint(
     monkeypatch.setenv("PLACEWRIGHT_HARMONIZE__INPAINT__DEVICE", "cpu")
     monkeypatch.setenv("PLACEWRIGHT_HARMONIZE__STEPS", "1")
     monkeypatch.setenv("PLACEWRIGHT_HARMONIZE__WORK_SIDE", "64")
-    manifest = place_product(
-        str(example_product), prompts=["marble counter"], size="256x192", format="png", out=str(tmp_path / "out")
+    manifest = place(
+        example_product, prompts=["marble counter"], size="256x192", format="png", out=str(tmp_path / "out")
     )
     (variant,) = manifest["variants"]
     stage = variant["stages"]["harmonize"]

@@ -10,9 +10,9 @@ import pytest
 from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
 
 import tasks.publish
-from flows.place_product import place_product
 from placewright.settings import get_settings
 from placewright.storage import Location
+from tests.flows.runs import place, place_state
 from tests.s3 import MotoS3
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -33,10 +33,8 @@ def test_flow_publishes_to_s3_and_caches_there(
 ) -> None:
     bucket = s3.new_bucket()
     out = f"s3://{bucket}/spring"
-    state = place_product(
-        str(example_product), prompts=["marble counter", "wooden table"], size="768x512", out=out, return_state=True
-    )
-    manifest = state.result()
+    state = place_state(example_product, prompts=["marble counter", "wooden table"], size="768x512", out=out)
+    manifest = state.result().model_dump(mode="json")
     run_prefix = f"spring/{manifest['run_id']}/"
     objects = s3.objects(bucket)
     published = {k for k in objects if k.startswith(run_prefix)}
@@ -71,7 +69,7 @@ def test_flow_publishes_to_s3_and_caches_there(
     monkeypatch.setenv("PLACEWRIGHT_CACHE_DIR", str(tmp_path / "other-machine-cache"))
     get_settings.cache_clear()
     with temporary_settings({PREFECT_LOCAL_STORAGE_PATH: tmp_path / "other-machine-results"}):
-        again = place_product(str(example_product), prompts=["marble counter", "wooden table"], size="768x512", out=out)
+        again = place(example_product, prompts=["marble counter", "wooden table"], size="768x512", out=out)
     assert stage_calls == ran, "no stage ran again: the cached results came from S3"
     assert not (tmp_path / "other-machine-cache").exists(), "nothing was read from or written to the local cache"
     assert [v["sha256"] for v in again["variants"]] == [v["sha256"] for v in manifest["variants"]]
@@ -105,7 +103,7 @@ def test_publish_retries_when_the_store_comes_back(
     monkeypatch.setattr(Location, "write", write_then_stop)
     monkeypatch.setattr("placewright.publish.PUBLISH_THREADS", 1)
     monkeypatch.setattr(tasks.publish, "publish_run", publish_then_restart)
-    manifest = place_product(str(example_product), prompts=["a", "b"], size="640x640", out=f"s3://{bucket}/x")
+    manifest = place(example_product, prompts=["a", "b"], size="640x640", out=f"s3://{bucket}/x")
     assert attempts["publish"] == 2, "the first attempt failed, the retry published"
     keys = set(s3_private.objects(bucket))
     prefix = f"x/{manifest['run_id']}/"
@@ -128,9 +126,7 @@ def test_store_gone_for_good_fails_without_a_manifest(
         return written
 
     monkeypatch.setattr(Location, "write", write_then_stop)
-    state = place_product(
-        str(example_product), prompts=["a"], size="640x640", out=f"s3://{bucket}/x", return_state=True
-    )
+    state = place_state(example_product, prompts=["a"], size="640x640", out=f"s3://{bucket}/x")
     assert state.is_failed()
     s3_private.start()
     keys = s3_private.objects(bucket)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from flows.place_product import place_product
+from tests.flows.runs import place
 from tests.tiny_diffusion import save_tiny_pipeline
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -23,7 +23,7 @@ def test_flow_records_diffusers_scene(
     monkeypatch.setenv("PLACEWRIGHT_SCENE__DIFFUSION__DEVICE", "cpu")
     monkeypatch.setenv("PLACEWRIGHT_SCENE__STEPS", "1")
     args = dict(prompts=["marble counter"], size="320x256", seed=7, format="png", out=str(tmp_path / "o"))
-    manifest = place_product(str(example_product), **args)
+    manifest = place(example_product, **args)
     (variant,) = manifest["variants"]
     scene = variant["stages"]["scene"]
     assert scene["backend"] == "diffusers" and scene["error"] is None
@@ -31,6 +31,6 @@ def test_flow_records_diffusers_scene(
     assert first.shape[:2] == (256, 320), "exactly the requested size"
     assert variant["stages"]["locate"]["backend"] != "scene-geometry", "the locate stage found the surface"
 
-    again = place_product(str(example_product), refresh=True, **args)  # computed again, not from the cache
+    again = place(example_product, refresh=True, **args)  # computed again, not from the cache
     second = np.asarray(Image.open(tmp_path / "o" / again["run_id"] / again["variants"][0]["image"]))
     assert np.array_equal(first, second), "the same seed gives the same image"

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from flows.place_product import place_product
 from tests.core.test_enhance_spandrel import write_checkpoint
+from tests.flows.runs import place
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -23,7 +23,7 @@ def _small_product(example_product: Path, folder: Path) -> Path:
 def _run(product: Path, folder: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     monkeypatch.setenv("PLACEWRIGHT_MODELS_DIR", str(folder / "models"))
     monkeypatch.setenv("PLACEWRIGHT_ENHANCE__TARGET_LONG_SIDE", "512")
-    manifest = place_product(str(product), prompts=["marble counter"], size="320x256", out=str(folder / "out"))
+    manifest = place(product, prompts=["marble counter"], size="320x256", out=str(folder / "out"))
     (variant,) = manifest["variants"]
     return variant["stages"]["enhance"]
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from flows.place_product import place_product
 from placewright.enhance import ENHANCERS
 from placewright.errors import TransientBackendError
+from tests.flows.runs import place, place_state
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -21,8 +21,8 @@ STAGES = ["enhance", "cutout", "analyze", "scene", "locate", "composite", "harmo
 
 def test_two_variants_end_to_end(example_product: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    manifest = place_product(
-        str(example_product),
+    manifest = place(
+        example_product,
         prompts=["sunlit marble counter", "rustic wooden table"],
         size="640x512",
         seed=3,
@@ -73,7 +73,7 @@ def test_background_variant(example_product: Path, tmp_path: Path) -> None:
     rows = np.linspace(200, 90, 600)[:, None, None] * np.ones((600, 900, 3))
     rows[380:] = (120, 80, 50)  # a table below row 380
     Image.fromarray(rows.astype(np.uint8)).save(background)
-    manifest = place_product(str(example_product), backgrounds=[str(background)], size="600x400", out=str(tmp_path))
+    manifest = place(example_product, backgrounds=[str(background)], size="600x400", out=str(tmp_path))
     (variant,) = manifest["variants"]
     assert variant["prompt"] is None and variant["background"] == str(background)
     assert variant["stages"]["scene"]["backend"] == "provided"
@@ -82,9 +82,9 @@ def test_background_variant(example_product: Path, tmp_path: Path) -> None:
 
 def test_second_run_reuses_cached_stages(example_product: Path, tmp_path: Path, stage_calls: dict) -> None:
     args = dict(prompts=["white studio"], size="512x512", out=str(tmp_path / "out"))
-    first = place_product(str(example_product), **args)
+    first = place(example_product, **args)
     assert all(n == 1 for n in stage_calls.values()), stage_calls
-    second = place_product(str(example_product), **args)
+    second = place(example_product, **args)
     assert all(n == 1 for n in stage_calls.values()), f"stages ran again: {stage_calls}"
     assert first["run_id"] != second["run_id"]
     a, b = (np.asarray(Image.open(tmp_path / "out" / m["run_id"] / m["variants"][0]["image"])) for m in (first, second))
@@ -94,8 +94,8 @@ def test_second_run_reuses_cached_stages(example_product: Path, tmp_path: Path, 
 def test_cache_follows_content_not_path(example_product: Path, tmp_path: Path, stage_calls: dict) -> None:
     copy = tmp_path / "renamed.jpg"
     copy.write_bytes(example_product.read_bytes())
-    place_product(str(example_product), prompts=["white studio"], size="512x512", out=str(tmp_path))
-    place_product(str(copy), prompts=["white studio"], size="512x512", out=str(tmp_path))
+    place(example_product, prompts=["white studio"], size="512x512", out=str(tmp_path))
+    place(copy, prompts=["white studio"], size="512x512", out=str(tmp_path))
     assert stage_calls["cutout"] == 1 and stage_calls["enhance"] == 1
     assert stage_calls["analyze"] == 2, "the file name is part of the analysis input"
 
@@ -132,7 +132,7 @@ def test_transient_failures_retry_then_fall_back(
     monkeypatch.setattr(_Flaky, "calls", 0)
     monkeypatch.setenv("PLACEWRIGHT_ENHANCE__BACKEND", "flaky")
     monkeypatch.setenv("PLACEWRIGHT_RETRY__DELAY_SECONDS", "[0, 0]")
-    manifest = place_product(str(example_product), size="256x256", out=str(tmp_path))
+    manifest = place(example_product, size="256x256", out=str(tmp_path))
     record = manifest["variants"][0]["stages"]["enhance"]
     assert record["backend"] == expected_backend
     if expected_backend == "flaky":
@@ -142,7 +142,7 @@ def test_transient_failures_retry_then_fall_back(
         assert record["fallback_from"] == "flaky" and "HTTP 503" in record["error"]
     # A fallback after failures is not cached: the next run tries the preferred backend again.
     monkeypatch.setattr(_Flaky, "failures_left", 0)
-    again = place_product(str(example_product), size="256x256", out=str(tmp_path))
+    again = place(example_product, size="256x256", out=str(tmp_path))
     assert again["variants"][0]["stages"]["enhance"]["backend"] == "flaky"
     assert _Flaky.calls == (2 if expected_backend == "flaky" else 4), "healthy results are reused, degraded are not"
 
@@ -150,6 +150,6 @@ def test_transient_failures_retry_then_fall_back(
 def test_invalid_product_fails_the_run_without_output(tmp_path: Path) -> None:
     bad = tmp_path / "bad.png"
     bad.write_text("nope")
-    state = place_product(str(bad), out=str(tmp_path / "out"), return_state=True)
+    state = place_state(bad, out=str(tmp_path / "out"))
     assert state.is_failed()
     assert not (tmp_path / "out").exists()

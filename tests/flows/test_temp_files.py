@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.place_product import place_product
 from placewright.settings import get_settings
 from placewright.storage import Location
+from tests.flows.runs import place, place_state
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -31,7 +31,7 @@ def test_successful_and_failed_runs_leave_no_temporary_files(
     out, cache = tmp_path / "out", tmp_path / "cache"
     before = _files(temp)
 
-    manifest = place_product(str(example_product), prompts=["a", "b"], size="640x640", out=str(out))
+    manifest = place(example_product, prompts=["a", "b"], size="640x640", out=str(out))
     assert _files(temp) == before
     published = _files(out)
     assert {p.name for p in published} >= {"manifest.json", *(v["image"] for v in manifest["variants"])}
@@ -44,7 +44,7 @@ def test_successful_and_failed_runs_leave_no_temporary_files(
         return real_write(self, item)
 
     monkeypatch.setattr(Location, "write", disk_full_after_the_cutout)
-    state = place_product(str(example_product), prompts=["c"], size="640x640", out=str(out), return_state=True)
+    state = place_state(example_product, prompts=["c"], size="640x640", out=str(out))
     assert state.is_failed()
     assert _files(temp) == before, "no temporary files after a failed run"
     assert _files(out) == published, "the failed run removed the objects its attempts had written"

@@ -12,18 +12,18 @@ from placewright.errors import InvalidInput
 from placewright.publish import PublishedRun, publish_run
 from placewright.settings import OutputSettings, StorageSettings
 from placewright.storage import Location, StoredObject, open_location
-from tests.core.test_publish import _product, _variants, replace_image
+from tests.core.test_publish import _variants, product_parts, replace_image
 from tests.s3 import MotoS3
 
 
 def _publish(url: str, run_id: str = "run-1", variants=None, **storage) -> PublishedRun:
-    big = [replace_image(v, np.full((600, 800, 3), 60 + 50 * v.index, np.uint8)) for v in _variants()]
+    big = [replace_image(v, np.full((600, 800, 3), 60 + 50 * v.variant.index, np.uint8)) for v in _variants()]
     return publish_run(
         location=open_location(url, StorageSettings(**storage)),
         run_path=f"spring/{run_id}",
         run_id=run_id,
         created_at="2026-11-22T05:00:00+00:00",
-        product=_product(),
+        **product_parts(),
         variants=variants if variants is not None else big,
         output=OutputSettings(format="webp"),
     )

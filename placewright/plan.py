@@ -1,0 +1,149 @@
+"""Planning a run: a validated :class:`~placewright.request.RunRequest` checked against the world.
+
+:func:`plan_run` fills every option the request leaves unset from the settings, reads and fully
+decodes the product and background images (refusing what is unusable), checks that the output
+location is usable, and lists the variants. Bad input is one
+:class:`~placewright.errors.InvalidInput` line, before anything is written. The CLI plans a request
+before it starts Prefect (so bad input is refused in well under a second); the flows plan it again,
+since they are entry points of their own (the Prefect UI, deployments, the HTTP service).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
+
+from placewright.download import fetch_product
+from placewright.errors import InvalidInput
+from placewright.imageio import load_image
+from placewright.request import Product, RunRequest, Variant
+from placewright.settings import Settings, StorageSettings
+from placewright.storage import Location, open_location
+from placewright.types import OutputFormat, Size, UrlMode
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A run ready to submit.
+
+    Attributes:
+        request: the request with every option filled in (``surface``, ``size``, ``seed``,
+            ``format``, ``urls``, ``out``); its prompts are the user's own.
+        product: the product as named and its file's sha256.
+        product_file: the local file to read it from (a URL product's download).
+        variants: one per prompt, then one per background; with neither, one from
+            ``scene.default_prompt``. Variant ``i`` has seed ``seed + i``.
+    """
+
+    request: RunRequest
+    product: Product
+    product_file: str
+    variants: list[Variant]
+
+    # The request's options, every one filled in by with_defaults.
+    @property
+    def surface(self) -> str:
+        return cast(str, self.request.surface)
+
+    @property
+    def size(self) -> Size:
+        return cast(Size, self.request.size)
+
+    @property
+    def format(self) -> OutputFormat:
+        return cast(OutputFormat, self.request.format)
+
+    @property
+    def out(self) -> str:
+        return cast(str, self.request.out)
+
+
+def with_defaults(request: RunRequest, settings: Settings) -> RunRequest:
+    """``request`` with each unset option taken from ``settings``."""
+    return request.model_copy(
+        update={
+            "surface": request.surface or settings.surface,
+            "size": request.size or settings.output.size,
+            "seed": settings.seed if request.seed is None else request.seed,
+            "format": request.format or settings.output.format,
+            "urls": request.urls or settings.storage.urls,
+            "out": request.out or settings.out_dir,
+        }
+    )
+
+
+def storage_for(urls: UrlMode | None, settings: StorageSettings) -> StorageSettings:
+    """The storage settings of a run: its own URL mode over the configured one."""
+    return settings if urls is None or urls == settings.urls else settings.model_copy(update={"urls": urls})
+
+
+def output_location(request: RunRequest, settings: Settings) -> Location:
+    """The run's output location, opened with its URL mode (see :func:`storage_for`)."""
+    return open_location(request.out or settings.out_dir, storage_for(request.urls, settings.storage))
+
+
+def plan_run(request: RunRequest, settings: Settings, *, downloads: Path) -> RunPlan:
+    """Check ``request`` against the settings, the files and the output store; see the module doc.
+
+    Args:
+        request: a validated request.
+        settings: where unset options come from, and the input limits.
+        downloads: a folder the caller owns (and removes) for a URL product's download.
+
+    Raises:
+        InvalidInput: naming the first problem.
+    """
+    filled = with_defaults(request, settings)
+    check_output_folder(filled.out or "")
+    location = output_location(filled, settings)
+    location.check_urls()
+    product_file = request.product
+    if request.product.startswith(("http://", "https://")):
+        limits = settings.limits
+        fetched = fetch_product(
+            request.product, downloads, max_bytes=limits.max_file_bytes, timeout_s=limits.download_timeout_s
+        )
+        product_file = str(fetched)
+    product_image = load_image(product_file, limits=settings.limits, what="product image")
+    backgrounds = [load_image(b, limits=settings.limits, what="background image").sha256 for b in request.backgrounds]
+    location.check_reachable()  # last: it may take a network round trip
+    return RunPlan(
+        request=filled,
+        product=Product(source=request.product, sha256=product_image.sha256),
+        product_file=product_file,
+        variants=list_variants(filled, settings, backgrounds),
+    )
+
+
+def list_variants(request: RunRequest, settings: Settings, background_sha256: list[str] | None = None) -> list[Variant]:
+    """The variants of a request whose options are filled in (:func:`with_defaults`).
+
+    One per prompt, then one per background; with neither, one from ``scene.default_prompt``.
+    Variant ``i`` has seed ``seed + i``. ``background_sha256`` are the backgrounds' file hashes
+    when they have been read.
+    """
+    seed = request.seed if request.seed is not None else settings.seed
+    prompts = list(request.prompts) if request.prompts or request.backgrounds else [settings.scene.default_prompt]
+    hashes = background_sha256 or [None] * len(request.backgrounds)
+    variants = [Variant(index=i, seed=seed + i, prompt=p, background=None) for i, p in enumerate(prompts)]
+    variants += [
+        Variant(index=len(prompts) + j, seed=seed + len(prompts) + j, prompt=None, background=b, background_sha256=sha)
+        for j, (b, sha) in enumerate(zip(request.backgrounds, hashes, strict=True))
+    ]
+    return variants
+
+
+def check_output_folder(out: str) -> None:
+    """A local output folder must be a folder (or creatable) and writable; store URLs are checked on use."""
+    if "://" in out and not out.startswith("file://"):
+        return
+    path = Path(out.removeprefix("file://"))
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is None:
+        return
+    if not existing.is_dir():
+        raise InvalidInput(f"output folder {out} is not a folder ({existing} is a file)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InvalidInput(f"output folder {out} is not writable")

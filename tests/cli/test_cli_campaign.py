@@ -6,11 +6,15 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
 import yaml
 from PIL import Image
 
+from placewright.campaign import load_campaign
+from placewright.errors import InvalidInput
 from tests.synth import make_product_photo
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,3 +88,32 @@ def test_invalid_campaign_file_is_one_line_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().startswith(f"placewright: error: {path}: products")
     assert "\n" not in result.stderr.strip() and not (tmp_path / "out").exists()
+
+
+def _alias_bomb(levels: int = 9, width: int = 9) -> str:
+    """A few hundred bytes of YAML whose aliases expand to ``width ** levels`` strings."""
+    lines = [f"a0: &a0 [{', '.join(['lol'] * width)}]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * width)}]" for i in range(1, levels)]
+    return "\n".join(["name: bomb", *lines, "products: []", "scenes: []"]) + "\n"
+
+
+HOSTILE = {
+    "alias-bomb": (_alias_bomb(), "too many nodes once aliases are expanded"),
+    "deep-nesting": ("name: deep\nscenes: " + "[" * 900 + "]" * 900 + "\n", "nesting deeper than 64 levels"),
+    "duplicate-key": ("name: a\nproducts: []\nname: b\nscenes: []\n", "duplicate key 'name' at line 3"),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE)
+def test_hostile_campaign_files_are_refused_at_once_in_one_line(tmp_path: Path, case: str) -> None:
+    text, expected = HOSTILE[case]
+    path = tmp_path / "campaign.yaml"
+    path.write_text(text)
+    assert len(text.encode()) < 4000, "a small file"
+    started = time.perf_counter()
+    with pytest.raises(InvalidInput, match=expected):
+        load_campaign(path)
+    assert time.perf_counter() - started < 1.0, "refused well under a second"
+    result = _run([str(path)], tmp_path)
+    assert result.returncode == 2 and expected in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr

@@ -104,3 +104,42 @@ def test_publish_to_s3_with_only_the_aws_environment(
         "placewright: error: s3://no-such-bucket/ads: bucket 'no-such-bucket' does not exist "
         "(or these credentials cannot see it)"
     )
+
+
+def test_two_identical_runs_publish_byte_identical_files(cli_env: dict, example_product: Path, tmp_path: Path) -> None:
+    """Two processes, every stage computed in each (--refresh): the same bytes, embedded sRGB profile included."""
+    runs = []
+    for out in ("first", "second"):
+        result = _run(
+            [str(example_product), "-p", "marble counter", "--size", "640x640", "--refresh", "--out", out],
+            cli_env,
+            tmp_path,
+        )
+        assert result.returncode == 0, result.stderr
+        runs.append(tmp_path / result.stdout.strip())
+    files = sorted(p.relative_to(runs[0]) for p in runs[0].rglob("*") if p.suffix in (".webp", ".png"))
+    assert len(files) == 3, files  # the image, its preview and the cut-out
+    for name in files:
+        assert (runs[0] / name).read_bytes() == (runs[1] / name).read_bytes(), name
+
+
+def test_a_product_refused_by_a_product_stage_exits_2_with_the_stage_message(cli_env: dict, tmp_path: Path) -> None:
+    product = tmp_path / "ghost.png"
+    rgba = Image.new("RGBA", (200, 200), (0, 0, 0, 0))
+    rgba.paste((200, 40, 40, 255), (100, 100, 102, 102))  # 4 visible pixels: the decoder accepts it, the cut-out not
+    rgba.save(product)
+    result = _run([str(product), "--out", str(tmp_path / "out")], cli_env, tmp_path)
+    assert result.returncode == 2, result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if not x.startswith("{")]  # the timings line aside
+    assert line.startswith("placewright: error: the product image is almost fully transparent: only 0.01% of it"), line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_product_stage_exits_1_with_its_own_message(
+    cli_env: dict, example_product: Path, tmp_path: Path
+) -> None:
+    env = {**cli_env, "PLACEWRIGHT_FAULTS__FAIL_STAGE": "enhance", "PLACEWRIGHT_RETRY__RETRIES": "0"}
+    result = _run([str(example_product), "--refresh", "--out", str(tmp_path / "out")], env, tmp_path)
+    assert result.returncode == 1, result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if not x.startswith("{")]
+    assert line.startswith("placewright: error: injected fault in stage enhance"), line

@@ -62,14 +62,12 @@ class Backend(ABC, Generic[Options]):
         name: short registry key ("rembg", "diffusers-inpaint").
         version: part of cache keys; bump it when the backend's output changes.
         requires: import names of the packages it needs; missing ones make it unavailable.
-        find_weights: how :meth:`weights` is looked up (default: a model folder or HF repo id).
     """
 
     name: ClassVar[str]
     version: ClassVar[str] = "1"
     requires: ClassVar[tuple[str, ...]] = ()
     registry: ClassVar[Registry[Any]]
-    find_weights: ClassVar[Callable[[ModelSpec], Path]] = staticmethod(find_pretrained)
 
     def __init__(self, options: Options) -> None:
         self.options = options
@@ -83,6 +81,15 @@ class Backend(ABC, Generic[Options]):
     def weights(cls, options: Options) -> ModelSpec | None:
         """The model this backend loads (None: it needs no weights)."""
         return None
+
+    @classmethod
+    def find_weights(cls, spec: ModelSpec) -> Path:
+        """Where ``spec``'s weights are here (default: a model folder, or a repo id in the local HF cache).
+
+        Raises:
+            BackendUnavailable: naming every place looked in.
+        """
+        return find_pretrained(spec)
 
     @classmethod
     def setup_problem(cls, options: Options) -> str | None:
@@ -106,7 +113,7 @@ class Backend(ABC, Generic[Options]):
         if Path(spec.model).is_absolute():
             return spec.model
         where = f"as given, or in {spec.models_dir}"
-        if cls.find_weights is find_pretrained:
+        if cls.find_weights.__func__ is Backend.find_weights.__func__:  # type: ignore[attr-defined]
             where += ", or a Hugging Face repo id in the local cache"
         return f"{spec.model} ({where})"
 

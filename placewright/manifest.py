@@ -37,7 +37,7 @@ class VariantEntry(Variant):
 
     image: str = Field(description="Path of the final image, relative to the run folder.")
     url: str = Field(description="Where to fetch the image: presigned, public (CDN) or file:// URL.")
-    preview: str | None = Field(None, description="Path of the smaller preview, relative to the run folder.")
+    preview: str | None = Field(default=None, description="Path of the smaller preview, relative to the run folder.")
     preview_url: str | None = None
     bytes: int = Field(description="Size of the published image file.")
     sha256: str = Field(description="sha256 of the published image file's bytes.")
@@ -47,7 +47,7 @@ class VariantEntry(Variant):
     surface_box: list[int] | None
     surface_line_y: int = Field(description="Row the product's base rests on.")
     product_fidelity: int | None = Field(
-        None,
+        default=None,
         description="Largest pixel difference inside the (eroded) product between the composite and the published "
         "image: 0 = the product's pixels are unchanged (lossless formats); WebP/JPEG show their compression loss.",
     )
@@ -65,7 +65,9 @@ class Manifest(_Model):
     placewright_version: str
     format: str
     location: str = Field(description="The run folder: a local path or a storage URL (s3://bucket/prefix/run).")
-    urls_expire_at: str | None = Field(None, description="When presigned URLs stop working (None: they do not).")
+    urls_expire_at: str | None = Field(
+        default=None, description="When presigned URLs stop working (None: they do not)."
+    )
     product: ProductEntry
     variants: list[VariantEntry]
 
@@ -76,7 +78,7 @@ class VariantOutcome(Variant):
     status: Literal["published", "failed"]
     image: str | None = None
     url: str | None = None
-    error: str | None = Field(None, description="'<stage>: <reason>' of a failed variant.")
+    error: str | None = Field(default=None, description="'<stage>: <reason>' of a failed variant.")
 
 
 class ProductOutcome(_Model):
@@ -85,8 +87,8 @@ class ProductOutcome(_Model):
     name: str
     source: str
     status: Literal["published", "incomplete", "failed"]
-    error: str | None = Field(None, description="Why the product itself failed (no variant was made).")
-    manifest: str | None = Field(None, description="Its manifest.json, relative to the campaign run folder.")
+    error: str | None = Field(default=None, description="Why the product itself failed (no variant was made).")
+    manifest: str | None = Field(default=None, description="Its manifest.json, relative to the campaign run folder.")
     manifest_url: str | None = None
     variants: list[VariantOutcome]
 

@@ -126,8 +126,13 @@ def list_variants(request: RunRequest, settings: Settings, background_sha256: li
     """
     seed = request.seed if request.seed is not None else settings.seed
     prompts = list(request.prompts) if request.prompts or request.backgrounds else [settings.scene.default_prompt]
-    hashes = background_sha256 or [None] * len(request.backgrounds)
-    variants = [Variant(index=i, seed=seed + i, prompt=p, background=None) for i, p in enumerate(prompts)]
+    hashes: list[str | None] = [None] * len(request.backgrounds)
+    if background_sha256 is not None:
+        hashes = list(background_sha256)
+    variants = [
+        Variant(index=i, seed=seed + i, prompt=p, background=None, background_sha256=None)
+        for i, p in enumerate(prompts)
+    ]
     variants += [
         Variant(index=len(prompts) + j, seed=seed + len(prompts) + j, prompt=None, background=b, background_sha256=sha)
         for j, (b, sha) in enumerate(zip(request.backgrounds, hashes, strict=True))

@@ -115,15 +115,19 @@ class RunOptions(_Contract):
     """Options of a run; None leaves each to the settings (``surface``, ``output.size``, ``seed``...)."""
 
     surface: SurfacePhrase | None = Field(
-        None,
+        default=None,
         description="What the product stands on ('table', 'shelf'): asked for in the scene, searched for, "
         "and used for scale. Default: the settings' surface.",
     )
-    size: OutputSize | None = Field(None, title="Size", description="Output size in pixels (or WIDTHxHEIGHT text).")
-    seed: Seed | None = Field(None, description="Base seed; variant i uses seed + i. Default: the settings' seed.")
-    format: Format | None = Field(None, description="Image format of the outputs (jpg counts as jpeg).")
+    size: OutputSize | None = Field(
+        default=None, title="Size", description="Output size in pixels (or WIDTHxHEIGHT text)."
+    )
+    seed: Seed | None = Field(
+        default=None, description="Base seed; variant i uses seed + i. Default: the settings' seed."
+    )
+    format: Format | None = Field(default=None, description="Image format of the outputs (jpg counts as jpeg).")
     urls: UrlMode | None = Field(
-        None,
+        default=None,
         title="URLs",
         description="URLs in the manifest: auto, presigned, public (needs storage.public_base_url) or plain. "
         "Default: the settings' storage.urls.",
@@ -145,7 +149,8 @@ class RunInputs(_Contract):
         description="Background images to use as they are, one variant each.",
     )
     out: Location | None = Field(
-        None, description="Where the run folder goes: a folder or a storage URL (s3://bucket/prefix). Default: out_dir."
+        default=None,
+        description="Where the run folder goes: a folder or a storage URL (s3://bucket/prefix). Default: out_dir.",
     )
 
 
@@ -177,7 +182,7 @@ class Variant(_Contract):
     seed: int = Field(description="The run's seed + index: the same seed makes the same image.")
     prompt: str | None = Field(description="The scene prompt (None: a provided background).")
     background: str | None = Field(description="The provided background as given (None: a generated scene).")
-    background_sha256: str | None = Field(None, description="sha256 of the background file's bytes.")
+    background_sha256: str | None = Field(default=None, description="sha256 of the background file's bytes.")
 
 
 __all__ = [

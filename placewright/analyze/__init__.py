@@ -42,10 +42,10 @@ class Analysis:
     category: str
     size_fraction: float = Field(description="Product height as a fraction of the output height.")
     aspect: float = Field(description="Cut-out height / width.")
-    width_cm: float | None = Field(None, description="Estimated real-world width (None: not estimated).")
-    height_cm: float | None = Field(None, description="Estimated real-world height (None: not estimated).")
-    placement: str | None = Field(None, description="How the product should stand, when the backend says.")
-    confidence: float | None = Field(None, description="The backend's confidence, 0..1 (None: not reported).")
+    width_cm: float | None = Field(default=None, description="Estimated real-world width (None: not estimated).")
+    height_cm: float | None = Field(default=None, description="Estimated real-world height (None: not estimated).")
+    placement: str | None = Field(default=None, description="How the product should stand, when the backend says.")
+    confidence: float | None = Field(default=None, description="The backend's confidence, 0..1 (None: not reported).")
 
     @field_serializer(*_ROUNDING)
     def _rounded(self, value: float | None, info: FieldSerializationInfo) -> float | None:

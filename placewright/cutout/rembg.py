@@ -99,7 +99,10 @@ class RembgCutter(Cutter):
     name = "rembg"
     version = "1"
     requires = ("rembg", "onnxruntime")
-    find_weights = staticmethod(resolve_model)
+
+    @classmethod
+    def find_weights(cls, spec: ModelSpec) -> Path:
+        return resolve_model(spec)
 
     @classmethod
     def weights(cls, options: CutoutSettings) -> ModelSpec:

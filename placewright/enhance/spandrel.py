@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -119,7 +120,10 @@ class SpandrelEnhancer(Enhancer):
     name = "spandrel"
     version = "1"
     requires = ("torch", "spandrel")
-    find_weights = staticmethod(find_checkpoint)
+
+    @classmethod
+    def find_weights(cls, spec: ModelSpec) -> Path:
+        return find_checkpoint(spec)
 
     @classmethod
     def weights(cls, options: EnhanceSettings) -> ModelSpec:

@@ -38,10 +38,10 @@ from flows.runners import task_runner_from_settings
 from placewright.campaign import CampaignProduct, CampaignSpec, load_campaign, parse_campaign
 from placewright.errors import InvalidInput, PlacewrightError, first_line
 from placewright.manifest import CampaignSummary, ProductOutcome, VariantOutcome, to_json
-from placewright.plan import list_variants, plan_run, with_defaults
+from placewright.plan import list_variants, output_location, plan_run, with_defaults
 from placewright.request import RunRequest
 from placewright.settings import Settings, get_settings
-from placewright.storage import StoredObject, open_location
+from placewright.storage import StoredObject
 
 SUMMARY_NAME = "campaign.json"
 SUMMARY_KEY = "campaign-summary"
@@ -89,7 +89,7 @@ def run_campaign(
     logger = get_run_logger()
     spec = _campaign(campaign, campaign_file)
     out = spec.out or settings.out_dir
-    location = open_location(out, settings.storage)
+    location = output_location(out, spec.options.urls, settings)  # campaign.json: the products' URL mode
     location.check_urls()
     location.check_reachable()
     run_id, created_at = run_identity()

@@ -141,12 +141,12 @@ def campaign(
     Exit code 1 when any variant failed (what finished is published; campaign.json lists the rest).
     """
     from placewright.campaign import load_campaign
-    from placewright.storage import open_location
+    from placewright.plan import output_location
 
     settings = _settings()
     try:
         spec = load_campaign(file)
-        location = open_location(spec.out or settings.out_dir, settings.storage)
+        location = output_location(spec.out, spec.options.urls, settings)
         location.check_urls()
         location.check_reachable()
     except InvalidInput as exc:

@@ -19,7 +19,7 @@ from placewright.download import fetch_product
 from placewright.errors import InvalidInput
 from placewright.imageio import load_image
 from placewright.request import Product, RunRequest, Variant
-from placewright.settings import Settings, StorageSettings
+from placewright.settings import Settings
 from placewright.storage import Location, open_location
 from placewright.types import OutputFormat, Size, UrlMode
 
@@ -74,14 +74,16 @@ def with_defaults(request: RunRequest, settings: Settings) -> RunRequest:
     )
 
 
-def storage_for(urls: UrlMode | None, settings: StorageSettings) -> StorageSettings:
-    """The storage settings of a run: its own URL mode over the configured one."""
-    return settings if urls is None or urls == settings.urls else settings.model_copy(update={"urls": urls})
+def output_location(out: str | None, urls: UrlMode | None, settings: Settings) -> Location:
+    """Where a run (or a campaign) publishes: ``out`` (default ``out_dir``) with its own URL mode, if any.
 
-
-def output_location(request: RunRequest, settings: Settings) -> Location:
-    """The run's output location, opened with its URL mode (see :func:`storage_for`)."""
-    return open_location(request.out or settings.out_dir, storage_for(request.urls, settings.storage))
+    The one way a run's location is opened: when it is checked, when its objects are written and
+    their URLs made, and for a campaign's ``campaign.json``.
+    """
+    storage = settings.storage
+    if urls is not None and urls != storage.urls:
+        storage = storage.model_copy(update={"urls": urls})
+    return open_location(out or settings.out_dir, storage)
 
 
 def plan_run(request: RunRequest, settings: Settings, *, downloads: Path) -> RunPlan:
@@ -97,7 +99,7 @@ def plan_run(request: RunRequest, settings: Settings, *, downloads: Path) -> Run
     """
     filled = with_defaults(request, settings)
     check_output_folder(filled.out or "")
-    location = output_location(filled, settings)
+    location = output_location(filled.out, filled.urls, settings)
     location.check_urls()
     product_file = request.product
     if request.product.startswith(("http://", "https://")):

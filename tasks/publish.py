@@ -7,12 +7,11 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from placewright.plan import storage_for
+from placewright.plan import output_location
 from placewright.publish import FinishedVariant, PublishedRun, publish_run
 from placewright.request import Product, Variant
 from placewright.settings import OutputSettings, get_settings
 from placewright.stages import PUBLISH, stages
-from placewright.storage import open_location
 from placewright.types import UrlMode
 from tasks.common import blob_store, inject_fault, is_last_attempt
 
@@ -47,7 +46,7 @@ def publish_outputs(
     inject_fault(PUBLISH)
     logger = get_run_logger()
     store = blob_store(store_root)
-    location = open_location(out, storage_for(urls, get_settings().storage))
+    location = output_location(out, urls, get_settings())
     finished = []
     for variant, outputs in variants:
         every = {**product_outputs, **outputs}

@@ -117,3 +117,17 @@ def test_hostile_campaign_files_are_refused_at_once_in_one_line(tmp_path: Path, 
     result = _run([str(path)], tmp_path)
     assert result.returncode == 2 and expected in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_a_url_mode_the_store_cannot_serve_is_refused_before_any_run(tmp_path: Path) -> None:
+    """The campaign's own ``options.urls`` is checked up front, as every product's run would use it."""
+    path = _campaign(tmp_path)
+    document = yaml.safe_load(path.read_text())
+    document["options"]["urls"] = "public"  # no storage.public_base_url is set
+    path.write_text(yaml.safe_dump(document))
+    result = _run([str(path)], tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (
+        "placewright: error: storage.urls is 'public' but storage.public_base_url is not set"
+    )
+    assert not (tmp_path / "out").exists()

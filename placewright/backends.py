@@ -29,7 +29,9 @@ key) and which failed or were forced but unavailable (``fallback_from`` and ``er
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
 import time
 from abc import ABC
 from collections.abc import Callable
@@ -130,6 +132,7 @@ class StageRecord:
     fallback_from: str | None = None
     error: str | None = None
     skipped: tuple[str, ...] = ()
+    note: str | None = None  # what the stage did beyond its backend (e.g. the enhance stage's label guard)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seconds", round(float(self.seconds), 4))  # timings to 0.1 ms
@@ -190,11 +193,58 @@ class Registry(Generic[B]):
         """``name@version`` of every backend in the chain that can run (others ``name@-``).
 
         Goes into cache keys, so a result computed while a backend was unavailable is not
-        reused once its weights or credentials appear.
+        reused once its weights or credentials appear. A backend that loads weights adds
+        ``:`` and their :func:`weights_identity`, so replacing the file or folder behind the
+        same path (a new checkpoint, a fixed download) is not answered from the cache.
         """
-        return ",".join(
-            f"{b.name}@{b.version if b.unavailable_reason(options) is None else '-'}" for b in self.chain(choice)
-        )
+        return ",".join(_signature(b, options) for b in self.chain(choice))
+
+
+_IDENTITIES: dict[tuple[Any, ...], str] = {}
+_IDENTITIES_LOCK = threading.Lock()
+
+
+def weights_identity(path: Path) -> str:
+    """A short identity of a weights file or folder, for cache keys.
+
+    A file: the sha256 of its content (12 hex digits), memoised per process by path, size,
+    mtime, ctime and inode, so each file version is read once. A folder (Hugging Face model,
+    diffusers pipeline): a hash of its files' relative names, sizes and mtimes (its files are
+    large and many; any rewrite changes a size or an mtime).
+    """
+    path = Path(path)
+    if path.is_dir():
+        digest = hashlib.sha256()
+        for item in sorted(p for p in path.rglob("*") if p.is_file()):
+            st = item.stat()
+            digest.update(f"{item.relative_to(path).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        return digest.hexdigest()[:12]
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    if (known := _IDENTITIES.get(key)) is not None:
+        return known
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    with _IDENTITIES_LOCK:
+        _IDENTITIES[key] = digest.hexdigest()[:12]
+    return _IDENTITIES[key]
+
+
+def _signature(backend: type[Backend[Any]], options: Any) -> str:
+    """``name@version[:weights identity]``, or ``name@-`` when the backend cannot run here."""
+    if backend.unavailable_reason(options) is not None:
+        return f"{backend.name}@-"
+    weights = getattr(backend, "weights", None)  # duck-typed stand-ins (tests) may have none
+    spec = weights(options) if weights is not None and options is not None else None
+    if spec is None:
+        return f"{backend.name}@{backend.version}"
+    try:
+        identity = weights_identity(backend.find_weights(spec))
+    except (BackendUnavailable, OSError):  # vanished since unavailable_reason looked
+        return f"{backend.name}@-"
+    return f"{backend.name}@{backend.version}:{identity}"
 
 
 def run_chain(
@@ -265,4 +315,4 @@ def run_chain(
     raise StageFailed(f"{stage} failed with every backend ({details})", stage=stage)
 
 
-__all__ = ["Backend", "BackendUnavailable", "Registry", "StageRecord", "run_chain"]
+__all__ = ["Backend", "BackendUnavailable", "Registry", "StageRecord", "run_chain", "weights_identity"]

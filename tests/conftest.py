@@ -25,6 +25,8 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     cache = tmp_path / "cache"
     monkeypatch.setenv("PLACEWRIGHT_CACHE_DIR", str(cache))
     monkeypatch.setenv("PLACEWRIGHT_OUT_DIR", str(tmp_path / "out"))
+    # No weights unless a test brings them (a developer's pulled models would change the backends chosen).
+    monkeypatch.setenv("PLACEWRIGHT_MODELS_DIR", str(tmp_path / "models"))
     monkeypatch.chdir(tmp_path)
     get_settings.cache_clear()
     yield cache

@@ -18,7 +18,11 @@ from placewright.errors import InvalidInput
 from placewright.settings import CutoutSettings
 from placewright.types import Box, check_image
 
-CUTTERS: Registry[Cutter] = Registry("cutout", preference=("rembg", "sam", "grabcut"))
+# rembg first: it runs only when a model of its own choosing is there (its default, the full
+# 176 MB u2net, is never pulled here), and is then the better model. u2net next: the pulled
+# u2netp through plain onnxruntime (light install, no rembg import). SAM, prompted with a box,
+# is no salient-object model: after them. GrabCut ends every chain.
+CUTTERS: Registry[Cutter] = Registry("cutout", preference=("rembg", "u2net", "sam", "grabcut"))
 
 
 class Cutter(Backend[CutoutSettings]):
@@ -132,6 +136,6 @@ def cut_out(image: np.ndarray, *, options: CutoutSettings, raise_transient: bool
 
 
 # The backends register themselves when defined (their order here does not matter: see CUTTERS).
-from placewright.cutout import classical, rembg, sam  # noqa: E402,F401
+from placewright.cutout import classical, rembg, sam, u2net_onnx  # noqa: E402,F401
 
 __all__ = ["CUTTERS", "CutoutResult", "Cutter", "cut_out", "has_meaningful_alpha"]

@@ -31,7 +31,8 @@ import numpy as np
 from placewright.cutout import Cutter
 from placewright.cutout.from_mask import finish_mask
 from placewright.errors import BackendUnavailable
-from placewright.models import MODELS, find_weights_file
+from placewright.models import MODELS, onnx_providers
+from placewright.models.weights import find_rembg_model
 from placewright.settings import CutoutSettings, ModelSpec
 
 # rembg sessions this backend cannot run: prompt-driven (sam), remote (API keys) or needing a path.
@@ -45,31 +46,7 @@ _HOME_LOCK = threading.Lock()
 
 def resolve_model(spec: ModelSpec) -> Path:
     """The ONNX file ``spec`` names (cheap: no rembg import). Raises BackendUnavailable."""
-    if spec.model.lower().endswith(".onnx"):
-        return find_weights_file(spec, (".onnx",))
-    name = spec.model
-    if name in UNSUPPORTED_SESSIONS or "/" in name:
-        raise BackendUnavailable(f"rembg session {name!r} is not supported here; name a .onnx file instead")
-    home = Path(spec.models_dir or ".").expanduser() / "rembg"
-    candidates = (home / f"{name}.onnx", home / "models" / name / f"{name}.onnx")
-    for path in candidates:
-        if path.is_file():
-            return path.resolve()
-    looked = ", ".join(str(p) for p in candidates)
-    raise BackendUnavailable(f"rembg model {name!r} not found (looked in: {looked}); it is never downloaded here")
-
-
-def _providers(device: str) -> list[str]:
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
-    wanted = {"auto": "CUDAExecutionProvider", "cuda": "CUDAExecutionProvider", "mps": "CoreMLExecutionProvider"}
-    accelerator = wanted.get(device)
-    if accelerator in available:
-        return [accelerator, "CPUExecutionProvider"]
-    if device in ("cuda", "mps"):
-        raise BackendUnavailable(f"device {device!r} was asked for but onnxruntime has no {accelerator}")
-    return ["CPUExecutionProvider"]
+    return find_rembg_model(spec, backend="rembg", unsupported=UNSUPPORTED_SESSIONS)
 
 
 def _new_session(path: Path, providers: list[str]) -> Any:
@@ -97,7 +74,7 @@ class RembgCutter(Cutter):
     """rembg (U2-Net family ONNX models) mask, cleaned and edge-refined like GrabCut's."""
 
     name = "rembg"
-    version = "1"
+    version = "2"
     requires = ("rembg", "onnxruntime")
 
     @classmethod
@@ -117,7 +94,7 @@ class RembgCutter(Cutter):
     def session(self) -> Any:
         """The rembg session for these settings, loaded once per process."""
         path = resolve_model(self.options.rembg)
-        providers = _providers(self.options.rembg.device)
+        providers = onnx_providers(self.options.rembg.device)
         return MODELS.get(("rembg", str(path), tuple(providers)), lambda: _new_session(path, providers))
 
     def __call__(self, image: np.ndarray) -> np.ndarray:

@@ -66,7 +66,7 @@ class SamCutter(Cutter):
     """Segment Anything with a 95 % box prompt; mask cleaned and edge-refined like GrabCut's."""
 
     name = "sam"
-    version = "1"
+    version = "2"
     requires = ("torch", "transformers")
 
     @classmethod

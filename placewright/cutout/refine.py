@@ -4,6 +4,11 @@ The cut-out backends find a coarse binary mask at a working resolution; these he
 turn it into a production alpha:
 
 * :func:`clean_mask` keeps the product's component(s) and fills enclosed holes.
+* :func:`complete_mask` moves a mask's edge onto the photo's own outline (a marker
+  watershed between the product's solid core and the sure backdrop), so product bands
+  nearly the backdrop's colour are bridged and soft shadows are left out.
+* :func:`open_see_through_holes` re-opens the enclosed holes that show the backdrop (a mug
+  handle's), whatever filled them.
 * :func:`refine_alpha` upsamples the mask and re-estimates the edge at full resolution
   from colour: each edge pixel is modelled as a mix ``C = a*F + (1-a)*B`` of the local
   product colour F and the local backdrop colour B, which gives a soft 1-2 px edge that
@@ -48,6 +53,54 @@ MIN_SUPPORT = 1e-3
 # for shadow gains the cut-out's backdrop model also accepts as shadow.
 SHADOW_UNMIX_MIN_SIN2 = 0.02
 SHADOW_UNMIX_MIN_GAIN = 0.35
+# Mask completion (see complete_mask): a pixel is a shadow when it is a darker copy of the
+# backdrop with this least gain; solid product (markers) is what differs and is no shadow,
+# taken when within COMPLETE_REACH_FRACTION of the mask (share of the long side). Backdrop
+# markers: backdrop-like pixels farther than COMPLETE_CLEARANCE_FRACTION from any differing
+# pixel, and everything farther than COMPLETE_MARGIN_FRACTION from the product. The photo is
+# smoothed by COMPLETE_BLUR_SIGMA (working pixels) before the watershed, against grain.
+SHADOW_MIN_GAIN = 0.35
+COMPLETE_REACH_FRACTION = 0.03
+COMPLETE_CLEARANCE_FRACTION = 0.03
+COMPLETE_MARGIN_FRACTION = 0.04
+COMPLETE_BLUR_SIGMA = 0.8
+# Solid blobs within reach of the mask but apart from it are product markers only when their mean
+# distance to the backdrop is at least this multiple of the tolerance.
+COMPLETE_DETACHED_MIN_FACTOR = 1.5
+# Slits narrower than about twice this share of the long side, of colours that differ from
+# the backdrop, between product parts are closed.
+COMPLETE_SLIT_FRACTION = 0.01
+# A trusted (AI) mask's interior, eroded by this many working pixels, is product outright.
+TRUSTED_CORE_PX = 3
+# See-through holes (see open_see_through_holes): at least this many working pixels, on
+# average within SEE_THROUGH_MAX_SIGMAS noise RMS (but at least SEE_THROUGH_MIN_LEVELS) of the
+# backdrop, and enclosed by a sharp edge (a 3x3 colour gradient of at least EDGE_MIN_SIGMAS
+# noise RMS, and EDGE_MIN_LEVELS) along at least SEE_THROUGH_SHARP_SHARE of their outline.
+MIN_SEE_THROUGH_PX = 24
+SEE_THROUGH_MAX_SIGMAS = 2.0
+SEE_THROUGH_MIN_LEVELS = 5.0
+EDGE_MIN_SIGMAS = 4.0
+EDGE_MIN_LEVELS = 12.0
+SEE_THROUGH_SHARP_SHARE = 0.8
+# Cast shadows (see cast_shadow): a region of shadow-like pixels is a shadow when at least
+# SHADOW_OPEN_SHARE of the pixels around it are open (the backdrop, reached with no sharp edge
+# between: a soft shadow fades into it) and less than SHADOW_MAX_SHARP_SHARE are a sharp edge
+# facing the backdrop (within SHADOW_FACING_PX of it). A product part of the backdrop's tone (a
+# pale lid, a label's shaded side) is bounded by its sharp outline and the product's other colours.
+SHADOW_OPEN_SHARE = 0.1
+SHADOW_MAX_SHARP_SHARE = 0.1
+SHADOW_FACING_PX = 2
+# Rounds of letting regions beside a found shadow open onto it (a shadow split by noise).
+SHADOW_ROUNDS = 3
+# Soft notches (see fill_soft_notches): gaps up to this share of the long side across, along rows
+# or columns, between parts of the mask, filled when less than NOTCH_MAX_SHARP_SHARE of the mask's
+# edge along them is a sharp edge.
+NOTCH_SPAN_FRACTION = 0.15
+NOTCH_MAX_SHARP_SHARE = 0.3
+# Slits (see fill_soft_notches): gaps at most this many pixels across, along rows or columns, at
+# least this share of the long side long, are filled whatever their sides show.
+NOTCH_SLIT_PX = 1
+NOTCH_SLIT_MIN_LENGTH_FRACTION = 0.03
 # Point samples are laid out in rows of this many for cv2.remap (which needs < 32767 a side).
 REMAP_ROW = 4096
 
@@ -100,6 +153,276 @@ def fill_enclosed_holes(mask: np.ndarray) -> np.ndarray:
     _, labels = cv2.connectedComponents(padded, connectivity=4)
     outside = labels == labels[0, 0]
     return ~outside[1:-1, 1:-1]
+
+
+def _disk(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+def _backdrop_distance(image: np.ndarray, backdrop: np.ndarray) -> np.ndarray:
+    """RGB distance (h, w) float32 of ``image`` to ``backdrop`` (both (h, w, 3) float32)."""
+    diff = image - backdrop
+    return np.sqrt(np.einsum("hwc,hwc->hw", diff, diff))
+
+
+def shadow_like(image: np.ndarray, backdrop: np.ndarray, tolerance: float) -> np.ndarray:
+    """Pixels (h, w) bool that are a darker copy of the backdrop (gain in [SHADOW_MIN_GAIN, 1], same chroma)."""
+    gain = np.einsum("hwc,hwc->hw", image, backdrop) / np.maximum(np.einsum("hwc,hwc->hw", backdrop, backdrop), 1.0)
+    chroma = image - gain[..., None] * backdrop
+    chroma_dist = np.sqrt(np.einsum("hwc,hwc->hw", chroma, chroma))
+    return (gain >= SHADOW_MIN_GAIN) & (gain <= 1.0) & (chroma_dist <= tolerance)
+
+
+def cast_shadow(image: np.ndarray, backdrop: np.ndarray, *, tolerance: float, noise: float) -> np.ndarray:
+    """The shadow-like pixels (h, w) bool that differ from the backdrop and really are a shadow.
+
+    A shadow and a product part of the backdrop's tone (a pale lid on a bright pool of light, a
+    pale label's shaded side) are both a darker copy of the backdrop; they differ in their
+    outline. A cast shadow fades out: around most of it the photo turns into the backdrop without
+    a sharp edge. A product part is bounded by its own sharp outline and by the product's other
+    colours, and where the product's shading crosses the backdrop's tone its outline still shows as
+    a sharp edge facing the backdrop. So the differing shadow-like pixels, split along sharp edges,
+    are taken region by region: a shadow when at least ``SHADOW_OPEN_SHARE`` of the pixels around
+    it are open (the backdrop, reached from the border without crossing a differing pixel or a
+    sharp edge) and less than ``SHADOW_MAX_SHARP_SHARE`` are a sharp edge facing the backdrop.
+
+    Args:
+        image: (h, w, 3) float32 working image.
+        backdrop: (h, w, 3) float32 backdrop estimate.
+        tolerance: RGB distance (0..255 levels) within which a pixel is backdrop-like.
+        noise: the backdrop's noise RMS (levels): edges weaker than ``EDGE_MIN_SIGMAS`` of it are not sharp.
+
+    Returns:
+        (h, w) bool, the differing shadow-like pixels of the soft-bounded regions, with the
+        shadow-like edge pixels beside them (where a product's outline meets its shadow).
+    """
+    differs = _backdrop_distance(image, backdrop) > tolerance
+    sharp = edge_strength(image) >= max(EDGE_MIN_LEVELS, EDGE_MIN_SIGMAS * noise)
+    like = shadow_like(image, backdrop, tolerance)
+    regions = differs & like & ~sharp
+    count, labels = cv2.connectedComponents(regions.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return regions
+    # Each pixel next to a region is counted for it (the largest label among its neighbours).
+    around = cv2.dilate(labels.astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int32)
+    around[regions] = 0
+    # Open: the backdrop-like, edge-free stretch that reaches the border (the backdrop itself, not
+    # a band of the product that merely crosses the backdrop's tone inside its outline).
+    flat = np.pad(~differs & ~sharp, 1, constant_values=True).astype(np.uint8)
+    _, flat_labels = cv2.connectedComponents(flat, connectivity=4)
+    open_px = (flat_labels == flat_labels[0, 0])[1:-1, 1:-1]
+    facing = sharp & cv2.dilate(open_px.astype(np.uint8), _disk(SHADOW_FACING_PX)).astype(bool)
+    total = np.maximum(np.bincount(around.ravel(), minlength=count).astype(np.float32), 1.0)
+    outlined = np.bincount(around[facing], minlength=count).astype(np.float32)
+    is_shadow = np.zeros(count, bool)
+    for _ in range(SHADOW_ROUNDS):
+        # A region beside a shadow found so far (a contact shadow's darkest band) opens onto it.
+        reached = open_px | cv2.dilate(is_shadow[labels].astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        opened = np.bincount(around[reached], minlength=count).astype(np.float32)
+        found = (opened >= SHADOW_OPEN_SHARE * total) & (outlined < SHADOW_MAX_SHARP_SHARE * total)
+        found[0] = False
+        if (found == is_shadow).all():
+            break
+        is_shadow = found
+    shadow = is_shadow[labels]
+    # The shadow-like edge pixels beside a shadow (where a product's outline meets its shadow) go with it.
+    rim = differs & sharp & like
+    return shadow | (rim & cv2.dilate(shadow.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool))
+
+
+def edge_strength(image: np.ndarray) -> np.ndarray:
+    """Colour gradient (h, w) float32: the largest 3x3 max-min range over the channels (0..255 levels)."""
+    return cv2.morphologyEx(image, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)).max(axis=2)
+
+
+def open_see_through_holes(
+    mask: np.ndarray, image: np.ndarray, backdrop: np.ndarray, *, tolerance: float, noise: float
+) -> np.ndarray:
+    """Re-open the enclosed regions of ``mask`` that show the backdrop (a mug handle's hole).
+
+    A region counts when it lies inside the mask without touching its outline, is at least
+    ``MIN_SEE_THROUGH_PX`` pixels of backdrop-like colour (each within ``tolerance`` of the
+    backdrop, on average within ``SEE_THROUGH_MAX_SIGMAS`` noise RMS), and is enclosed by a
+    sharp edge along most of its outline. Product areas that merely pass through the
+    backdrop's colour (a white bottle's shaded side, a label band near the backdrop's tone)
+    fail the last two tests: they are off by several levels, or bounded by smooth shading.
+
+    Args:
+        mask: (h, w) bool, the product mask (holes may be filled).
+        image: (h, w, 3) float32 working image.
+        backdrop: (h, w, 3) float32 backdrop estimate.
+        tolerance: RGB distance (0..255 levels) within which a pixel is backdrop-like.
+        noise: the backdrop's noise RMS (levels).
+
+    Returns:
+        (h, w) bool, ``mask`` without its see-through regions.
+    """
+    dist = _backdrop_distance(image, backdrop)
+    like = cv2.morphologyEx((mask & (dist <= tolerance)).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(like, connectivity=8)
+    if count <= 1:
+        return mask
+    edges = edge_strength(image)
+    sharp_level = max(EDGE_MIN_LEVELS, EDGE_MIN_SIGMAS * noise)
+    mean_limit = max(SEE_THROUGH_MIN_LEVELS, SEE_THROUGH_MAX_SIGMAS * noise)
+    h, w = mask.shape
+    out = mask.copy()
+    for label in range(1, count):
+        x, y, bw, bh, area = (int(v) for v in stats[label])
+        if area < MIN_SEE_THROUGH_PX:
+            continue
+        x0, y0, x1, y1 = max(0, x - 2), max(0, y - 2), min(w, x + bw + 2), min(h, y + bh + 2)
+        region = labels[y0:y1, x0:x1] == label
+        if float(dist[y0:y1, x0:x1][region].mean()) > mean_limit:
+            continue
+        grown = cv2.dilate(region.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        if (grown & ~mask[y0:y1, x0:x1]).any() or x0 == 0 or y0 == 0 or x1 == w or y1 == h:
+            continue  # touches the outline: a band of the product, not a hole through it
+        filled = fill_enclosed_holes(region)
+        ring = cv2.dilate(filled.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~filled
+        if float((edges[y0:y1, x0:x1][ring] >= sharp_level).mean()) >= SEE_THROUGH_SHARP_SHARE:
+            out[y0:y1, x0:x1] &= ~filled
+    return out
+
+
+def complete_mask(
+    image: np.ndarray,
+    mask: np.ndarray,
+    backdrop: np.ndarray,
+    *,
+    tolerance: float,
+    noise: float,
+    trusted: bool,
+    keep_out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Move the edge of ``mask`` onto the photo's own outline (marker watershed).
+
+    Product markers are the solid product near the mask (pixels that differ from the
+    backdrop and are no shadow; a blob apart from the mask only when its mean distance to the
+    backdrop is at least ``COMPLETE_DETACHED_MIN_FACTOR`` times ``tolerance``), plus, for a
+    ``trusted`` (AI) mask, its eroded interior; backdrop markers are backdrop-like pixels well
+    clear of anything that differs, the ``keep_out`` regions, and everything far from the product. The watershed of the
+    lightly smoothed photo then settles the rest on the strongest edges between them: a
+    product band nearly the backdrop's colour (shading crossing the backdrop's tone, a
+    specular streak, a pale lid on a bright pool of light) is bounded by the product's
+    sharp outline and joins the product; a soft shadow, bounded by nothing sharp on the
+    backdrop's side, joins the backdrop.
+
+    Args:
+        image: (h, w, 3) float32 working image.
+        mask: (h, w) bool, the product mask to complete.
+        backdrop: (h, w, 3) float32 backdrop estimate.
+        tolerance: RGB distance (0..255 levels) within which a pixel is backdrop-like.
+        noise: the backdrop's noise RMS (levels), for telling sharp edges (see :func:`cast_shadow`).
+        trusted: the mask's interior is reliable (an AI model's), not only its solid part.
+        keep_out: (h, w) bool regions that are backdrop whatever the watershed says (see-through holes).
+
+    Returns:
+        (h, w) bool, the completed mask (``mask`` itself when it has no solid product).
+    """
+    h, w = mask.shape
+    side = max(h, w)
+    dist = _backdrop_distance(image, backdrop)
+    differs = dist > tolerance
+    opened = np.ones((3, 3), np.uint8)
+    shadow = cast_shadow(image, backdrop, tolerance=tolerance, noise=noise)
+    solid = cv2.morphologyEx((differs & ~shadow).astype(np.uint8), cv2.MORPH_OPEN, opened)
+    reach = cv2.dilate(mask.astype(np.uint8), _disk(max(1, round(COMPLETE_REACH_FRACTION * side)))).astype(bool)
+    count, labels = cv2.connectedComponents(solid, connectivity=8)
+    touching = np.zeros(count, bool)
+    touching[labels[reach & solid.astype(bool)]] = True
+    # A blob near the mask but apart from it counts only when it clearly differs: one barely past
+    # the tolerance is the backdrop's grain or its model's misfit, and would seed product there.
+    inside = np.zeros(count, bool)
+    inside[labels[mask & solid.astype(bool)]] = True
+    sizes = np.maximum(np.bincount(labels.ravel(), minlength=count), 1)
+    mean_dist = np.bincount(labels.ravel(), weights=dist.ravel(), minlength=count) / sizes
+    touching &= inside | (mean_dist >= COMPLETE_DETACHED_MIN_FACTOR * tolerance)
+    touching[0] = False
+    product = touching[labels]
+    if trusted:
+        product |= cv2.erode(mask.astype(np.uint8), _disk(TRUSTED_CORE_PX)).astype(bool)
+    if keep_out is not None:
+        product &= ~keep_out
+    if not product.any():
+        return mask
+    clear = cv2.dilate(differs.astype(np.uint8), _disk(max(1, round(COMPLETE_CLEARANCE_FRACTION * side))))
+    margin = _disk(max(2, round(COMPLETE_MARGIN_FRACTION * side)))
+    far = ~cv2.dilate((mask | product).astype(np.uint8), margin).astype(bool)
+    backdrop_marker = (~differs & ~clear.astype(bool)) | far
+    if keep_out is not None:
+        backdrop_marker |= cv2.erode(keep_out.astype(np.uint8), opened).astype(bool)
+    markers = np.zeros((h, w), np.int32)
+    markers[backdrop_marker & ~product] = 1
+    markers[product] = 2
+    smooth = cv2.GaussianBlur(np.clip(image, 0, 255).astype(np.uint8), (0, 0), COMPLETE_BLUR_SIGMA)
+    cv2.watershed(smooth, markers)
+    product = markers == 2
+    # The watershed lines (-1) lie on the outline: those beside the product count as product.
+    result = product | ((markers == -1) & cv2.dilate(product.astype(np.uint8), opened).astype(bool))
+    # A narrow slit of non-backdrop colour between product parts (a specular streak running out
+    # of the outline, which let the backdrop flood in along it) is product.
+    # Closed along rows and columns only, so a shadow in a concave corner stays out.
+    span = 2 * max(1, round(COMPLETE_SLIT_FRACTION * side)) + 1
+    as_u8 = result.astype(np.uint8)
+    rows = cv2.morphologyEx(as_u8, cv2.MORPH_CLOSE, np.ones((1, span), np.uint8))
+    cols = cv2.morphologyEx(as_u8, cv2.MORPH_CLOSE, np.ones((span, 1), np.uint8))
+    result |= (rows | cols).astype(bool) & differs
+    if keep_out is not None:
+        result &= ~keep_out
+    return result
+
+
+def fill_soft_notches(mask: np.ndarray, image: np.ndarray, *, noise: float) -> np.ndarray:
+    """Fill the gaps between parts of ``mask`` that its edge along them shows no outline for.
+
+    A part of the product exactly the backdrop's tone (the middle of a pale lid on a bright pool
+    of light) leaves a notch between the parts beside it. A real gap (under a trigger, between two
+    parts) is bounded by the product's sharp outline; the notch is bounded by the product's smooth
+    shading. So each gap that closing the mask along rows or columns (up to
+    ``NOTCH_SPAN_FRACTION`` of the long side) fills is kept when less than
+    ``NOTCH_MAX_SHARP_SHARE`` of the mask pixels at its sides (left and right of a row gap, above
+    and below a column gap) are a sharp edge. Slits at most ``2 * NOTCH_SLIT_PX`` across and at least
+    ``NOTCH_SLIT_MIN_LENGTH_FRACTION`` of the long side long are filled whatever their sides show:
+    the channel left where the watershed's two floods met inside such a band, often along a
+    highlight's flank (sharp, but no outline).
+
+    Args:
+        mask: (h, w) bool product mask.
+        image: (h, w, 3) float32 working image.
+        noise: the backdrop's grain RMS (levels): edges weaker than ``EDGE_MIN_SIGMAS`` of it are not sharp.
+
+    Returns:
+        (h, w) bool, ``mask`` with its soft notches filled.
+    """
+    span = 2 * max(1, round(NOTCH_SPAN_FRACTION * max(mask.shape) / 2)) + 1
+    sharp = edge_strength(image) >= max(EDGE_MIN_LEVELS, EDGE_MIN_SIGMAS * noise)
+    as_u8 = mask.astype(np.uint8)
+    out = mask.copy()
+    # Along rows the notch's sides are the mask pixels left and right of it; along columns, above and below.
+    for closing, sides in (((1, span), (1, 3)), ((span, 1), (3, 1))):
+        gaps = cv2.morphologyEx(as_u8, cv2.MORPH_CLOSE, np.ones(closing, np.uint8)).astype(bool) & ~mask
+        count, labels = cv2.connectedComponents(gaps.astype(np.uint8), connectivity=8)
+        if count <= 1:
+            continue
+        # Each mask pixel beside a gap is counted for it (the largest label among its neighbours).
+        around = cv2.dilate(labels.astype(np.float32), np.ones(sides, np.uint8)).astype(np.int32)
+        around[~mask] = 0
+        total = np.bincount(around.ravel(), minlength=count).astype(np.float32)
+        outlined = np.bincount(around[sharp], minlength=count).astype(np.float32)
+        soft = (total > 0) & (outlined < NOTCH_MAX_SHARP_SHARE * total)
+        soft[0] = False
+        out |= soft[labels]
+    # A channel a watershed line or two wide running deep into the mask is where two floods met inside
+    # a product band of the backdrop's tone (its middle), not a gap: no real gap is that thin and long.
+    for closing in ((1, 2 * NOTCH_SLIT_PX + 1), (2 * NOTCH_SLIT_PX + 1, 1)):
+        gaps = cv2.morphologyEx(as_u8, cv2.MORPH_CLOSE, np.ones(closing, np.uint8)).astype(bool) & ~mask
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(gaps.astype(np.uint8), connectivity=8)
+        along = stats[:, cv2.CC_STAT_HEIGHT] if closing[0] == 1 else stats[:, cv2.CC_STAT_WIDTH]
+        slit = along >= NOTCH_SLIT_MIN_LENGTH_FRACTION * max(mask.shape)
+        slit[0] = False
+        out |= slit[labels]
+    return out
 
 
 def _normalized_blur(values: np.ndarray, weight: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:

@@ -2,12 +2,16 @@
 
 - a progress artifact, updated as each variant finishes;
 - one image artifact per variant whose URL a browser can open (http/https: presigned or public);
-- a table artifact: variant, scene, backends, seconds, URL;
-- a markdown summary (key ``place-product-run``) with the product, the run folder and the manifest URL.
+- a table artifact: variant, scene, verdict, backends, seconds, URL;
+- a markdown summary (key ``place-product-run``) with the contact sheet, the product, the run folder,
+  the gallery and the manifest. The contact sheet is embedded as a small ``data:`` JPEG: the UI shows
+  no ``file://`` image (the browser blocks it), so this is the one picture a run with a local output
+  folder can show, and it needs no store a browser can reach.
 """
 
 from __future__ import annotations
 
+import base64
 from uuid import UUID
 
 from prefect.artifacts import (
@@ -19,7 +23,6 @@ from prefect.artifacts import (
 )
 
 from placewright.manifest import Manifest
-from placewright.request import Variant
 
 SUMMARY_KEY = "place-product-run"
 TABLE_KEY = "place-product-variants"
@@ -50,17 +53,13 @@ def is_browsable(url: str | None) -> bool:
     return bool(url) and str(url).startswith(("http://", "https://"))
 
 
-def scene_label(variant: Variant) -> str:
-    """How a variant's scene is shown: its prompt, or ``background <path>``."""
-    return variant.prompt if variant.prompt is not None else f"background {variant.background}"
-
-
 def variant_rows(manifest: Manifest) -> list[dict]:
     """One table row per variant: index, scene, backends, seconds, URL."""
     return [
         {
             "variant": variant.index,
-            "scene": scene_label(variant),
+            "scene": variant.scene_label,
+            "verdict": variant.verdict,
             "backends": ", ".join(f"{stage}: {record.backend}" for stage, record in variant.stages.items()),
             "seconds": round(sum(record.seconds for record in variant.stages.values()), 2),
             "url": variant.url,
@@ -69,7 +68,12 @@ def variant_rows(manifest: Manifest) -> list[dict]:
     ]
 
 
-def report_run(manifest: Manifest, manifest_url: str) -> None:
+def embedded_image(jpeg: bytes, alt: str) -> str:
+    """Markdown for an image carried inside the artifact itself (a ``data:`` URL)."""
+    return f"![{alt}](data:image/jpeg;base64,{base64.b64encode(jpeg).decode('ascii')})"
+
+
+def report_run(manifest: Manifest, manifest_url: str, sheet_preview: bytes | None = None) -> None:
     """Create the image, table and summary artifacts of a published run."""
     run_id = manifest.run_id
     for variant in manifest.variants:
@@ -78,23 +82,35 @@ def report_run(manifest: Manifest, manifest_url: str) -> None:
             create_image_artifact(image_url=url, description=f"run {run_id}, variant {variant.index}: {variant.image}")
     create_table_artifact(table=variant_rows(manifest), key=TABLE_KEY, description=f"place-product run {run_id}")
     analysis = manifest.product.analysis
-    lines = [
-        f"# Run {run_id}",
-        "",
+    review = [v.index for v in manifest.variants if v.verdict == "needs_review"]
+    lines = [f"# Run {run_id}", ""]
+    if sheet_preview is not None:
+        lines += [embedded_image(sheet_preview, "contact sheet"), ""]
+    if review or manifest.dropped:
+        lines += [
+            f"**Quality gate:** {len(review)} variant(s) need review ({', '.join(map(str, review)) or '-'}), "
+            f"{len(manifest.dropped)} left out.",
+            "",
+        ]
+    lines += [
         f"Product: `{manifest.product.source}` ({analysis.name}, {analysis.category}, "
         f"size fraction {analysis.size_fraction:.2f})",
         "",
         f"Run folder: `{manifest.location}`  ",
-        f"Manifest: [manifest.json]({manifest_url})",
+        f"Manifest: [manifest.json]({manifest_url})  ",
+        f"Gallery: [index.html]({manifest.gallery_url})",
         "",
-        "| # | scene | image | backends |",
-        "|---|---|---|---|",
+        "| # | scene | verdict | image | backends |",
+        "|---|---|---|---|---|",
     ]
     for row, variant in zip(variant_rows(manifest), manifest.variants, strict=True):
         image = f"[{variant.image}]({variant.url})"
         if is_browsable(variant.preview_url):
             image = f"[![{variant.image}]({variant.preview_url})]({variant.url})"
-        lines.append(f"| {row['variant']} | {row['scene']} | {image} | {row['backends']} |")
+        verdict = row["verdict"]
+        if variant.quality is not None and not variant.quality.passed:
+            verdict = f"{verdict}: {variant.quality.summary()}"
+        lines.append(f"| {row['variant']} | {row['scene']} | {verdict} | {image} | {row['backends']} |")
     create_markdown_artifact(
         key=SUMMARY_KEY, markdown="\n".join(lines) + "\n", description=f"place-product run {run_id}"
     )

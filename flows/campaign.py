@@ -16,18 +16,22 @@ objects are not written again.
 
 from __future__ import annotations
 
+import io
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from PIL import Image
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import as_completed
 
-from flows.artifacts import VariantProgress, is_browsable, scene_label
+from flows.artifacts import VariantProgress, embedded_image, is_browsable
 from flows.pipeline import (
     ProductRun,
+    apply_quality_gate,
     publish_product_run,
     result_storage,
     run_identity,
@@ -36,12 +40,16 @@ from flows.pipeline import (
 )
 from flows.runners import task_runner_from_settings
 from placewright.campaign import CampaignProduct, CampaignSpec, load_campaign, parse_campaign
+from placewright.contact_sheet import Tile, contact_sheet
 from placewright.errors import InvalidInput, PlacewrightError, first_line
-from placewright.manifest import CampaignSummary, ProductOutcome, VariantOutcome, to_json
+from placewright.gallery import GALLERY_NAME, campaign_gallery
+from placewright.imageio import CONTENT_TYPES, downscale, encode_image
+from placewright.manifest import CampaignSummary, Manifest, ProductOutcome, VariantOutcome, to_json
 from placewright.plan import list_variants, output_location, plan_run, with_defaults
-from placewright.request import RunRequest
+from placewright.publish import CONTACT_SHEET_STEM, SHEET_PREVIEW_QUALITY, SHEET_PREVIEW_SIDE, sheet_lines
+from placewright.request import RunRequest, Variant
 from placewright.settings import Settings, get_settings
-from placewright.storage import StoredObject
+from placewright.storage import Location, StoredObject
 
 SUMMARY_NAME = "campaign.json"
 SUMMARY_KEY = "campaign-summary"
@@ -63,7 +71,8 @@ class ProductJob:
     failures: dict[int, str] = field(default_factory=dict)
     manifest: str | None = None
     manifest_url: str | None = None
-    published: dict[int, tuple[str, str]] = field(default_factory=dict)  # variant index -> (image, url)
+    published: Manifest | None = None
+    thumbnails: dict[int, bytes] = field(default_factory=dict)  # variant index -> small JPEG (contact sheet)
 
 
 # validate_parameters=False: the campaign is checked inside (field paths in one-line messages).
@@ -125,9 +134,12 @@ def run_campaign(
             progress.variant_finished()  # a broken product's variants are done: they failed
         for _ in as_completed([f for job in jobs if job.run is not None for f in job.run.finals]):
             progress.variant_finished()
+        apply_quality_gate(*(job.run for job in jobs if job.run is not None))
         for job in jobs:
             _publish(job, settings)
     summary = _summary(spec, jobs, run_id, created_at, location.uri(run_path), settings)
+    fmt = spec.options.format or settings.output.format
+    summary, sheet_preview = _publish_pictures(summary, jobs, location, run_path, fmt, settings)
     location.write(
         StoredObject(
             f"{run_path}/{SUMMARY_NAME}",
@@ -136,7 +148,7 @@ def run_campaign(
             settings.storage.manifest_cache_control,
         )
     )
-    _report(summary, location.url_for(f"{run_path}/{SUMMARY_NAME}"))
+    _report(summary, location.url_for(f"{run_path}/{SUMMARY_NAME}"), sheet_preview)
     if summary.failed_variants:
         raise CampaignIncomplete(
             f"campaign {spec.name}: {summary.published_variants} of {summary.variants} variant(s) published; "
@@ -170,7 +182,8 @@ def _publish(job: ProductJob, settings: Settings) -> None:
         return
     job.manifest = f"{job.line.name}/manifest.json"
     job.manifest_url = published.manifest_url
-    job.published = {v.index: (v.image, v.url) for v in published.manifest.variants}
+    job.published = published.manifest
+    job.thumbnails = published.thumbnails
 
 
 def _summary(
@@ -179,11 +192,24 @@ def _summary(
     products = []
     for job in jobs:
         variants = job.run.plan.variants if job.run else list_variants(with_defaults(job.request, settings), settings)
+        entries = {v.index: v for v in job.published.variants} if job.published else {}
+        dropped = {d.index: d for d in job.published.dropped} if job.published else {}
         outcomes = []
         for variant in variants:
-            if variant.index in job.published:
-                image, url = job.published[variant.index]
-                outcomes.append(VariantOutcome(**dict(variant), status="published", image=image, url=url))
+            if (entry := entries.get(variant.index)) is not None:
+                outcomes.append(
+                    VariantOutcome(
+                        **_variant_fields(entry),
+                        status="published",
+                        verdict=entry.verdict,
+                        image=entry.image,
+                        url=entry.url,
+                        preview_url=entry.preview_url,
+                    )
+                )
+            elif (left_out := dropped.get(variant.index)) is not None:
+                error = f"quality gate: {left_out.quality.summary()}"
+                outcomes.append(VariantOutcome(**_variant_fields(left_out), status="dropped", error=error))
             else:
                 error = job.error or job.failures.get(variant.index, "not run")
                 outcomes.append(VariantOutcome(**dict(variant), status="failed", error=error))
@@ -200,6 +226,8 @@ def _summary(
         )
     total = sum(len(p.variants) for p in products)
     done = sum(v.status == "published" for p in products for v in p.variants)
+    review = sum(v.verdict == "needs_review" for p in products for v in p.variants)
+    dropped_count = sum(v.status == "dropped" for p in products for v in p.variants)
     return CampaignSummary(
         campaign=spec.name,
         run_id=run_id,
@@ -209,8 +237,74 @@ def _summary(
         variants=total,
         published_variants=done,
         failed_variants=total - done,
+        needs_review=review,
+        dropped_variants=dropped_count,
         products=products,
     )
+
+
+def _variant_fields(variant: Variant) -> dict[str, Any]:
+    """The run contract's fields of a variant (an entry's seed is the one it was made with)."""
+    return {name: getattr(variant, name) for name in Variant.model_fields}
+
+
+def _publish_pictures(
+    summary: CampaignSummary, jobs: list[ProductJob], location: Location, run_path: str, fmt: str, settings: Settings
+) -> tuple[CampaignSummary, bytes]:
+    """Write the campaign's contact sheet and gallery beside campaign.json.
+
+    Returns the summary naming them, and a small JPEG of the sheet for the Prefect run page.
+    """
+    manifests = {str(job.line.name): job.published for job in jobs if job.published is not None}
+    thumbnails = {str(job.line.name): job.thumbnails for job in jobs}
+    tiles = []
+    for product in summary.products:
+        manifest = manifests.get(product.name)
+        entries = {v.index: v for v in manifest.variants} if manifest else {}
+        for outcome in product.variants:
+            data = thumbnails.get(product.name, {}).get(outcome.index)
+            entry = entries.get(outcome.index)
+            lines = (
+                sheet_lines(entry.stages, entry.quality, entry.scene_label)
+                if entry is not None
+                else (outcome.scene_label, outcome.error or "")
+            )
+            tiles.append(
+                Tile(
+                    image=np.asarray(Image.open(io.BytesIO(data)).convert("RGB")) if data is not None else None,
+                    title=f"{product.name} #{outcome.index} · seed {outcome.seed}",
+                    verdict=outcome.verdict or outcome.status,
+                    lines=lines,
+                )
+            )
+    ext = "jpg" if fmt == "jpeg" else fmt
+    sheet_name = f"{CONTACT_SHEET_STEM}.{ext}"
+    sheet = contact_sheet(tiles, f"campaign {summary.campaign} · run {summary.run_id}")
+    output = settings.output
+    data = encode_image(sheet, fmt, quality=output.quality, srgb_profile=output.srgb_profile)  # type: ignore[arg-type]
+    cache = location.settings.image_cache_control
+    location.write(StoredObject(f"{run_path}/{sheet_name}", data, CONTENT_TYPES[fmt], cache))
+    named = summary.model_copy(
+        update={
+            "contact_sheet": sheet_name,
+            "contact_sheet_url": location.url_for(f"{run_path}/{sheet_name}"),
+            "gallery": GALLERY_NAME,
+            "gallery_url": location.url_for(f"{run_path}/{GALLERY_NAME}"),
+        }
+    )
+    presigned = location.url_mode == "presigned"
+    page = campaign_gallery(
+        named,
+        manifests,
+        contact_sheet=named.contact_sheet_url if presigned else sheet_name,
+        absolute=presigned,
+    )
+    gallery = StoredObject(
+        f"{run_path}/{GALLERY_NAME}", page.encode(), "text/html; charset=utf-8", settings.storage.manifest_cache_control
+    )
+    location.write(gallery)
+    preview = encode_image(downscale(sheet, SHEET_PREVIEW_SIDE), "jpeg", quality=SHEET_PREVIEW_QUALITY)
+    return named, preview
 
 
 def _failure_line(summary: CampaignSummary) -> str:
@@ -219,20 +313,21 @@ def _failure_line(summary: CampaignSummary) -> str:
         if product.error:
             parts.append(f"{product.name} ({product.error})")
             continue
-        failed = [v for v in product.variants if v.status == "failed"]
+        failed = [v for v in product.variants if v.status != "published"]
         if failed:
             parts.append(f"{product.name} variant(s) {', '.join(str(v.index) for v in failed)} ({failed[0].error})")
     return "; ".join(parts)
 
 
-def _report(summary: CampaignSummary, summary_url: str) -> None:
-    """A table of every variant (status, URL or reason) and a markdown summary of the campaign."""
+def _report(summary: CampaignSummary, summary_url: str, sheet_preview: bytes) -> None:
+    """A table of every variant (status, verdict, URL or reason) and a markdown summary with the contact sheet."""
     rows = [
         {
             "product": product.name,
             "variant": variant.index,
-            "scene": scene_label(variant),
+            "scene": variant.scene_label,
             "status": variant.status,
+            "verdict": variant.verdict or "-",
             "url or error": variant.url or variant.error,
         }
         for product in summary.products
@@ -242,15 +337,18 @@ def _report(summary: CampaignSummary, summary_url: str) -> None:
     lines = [
         f"# Campaign {summary.campaign}: {summary.status}",
         "",
+        embedded_image(sheet_preview, "contact sheet"),
+        "",
         f"Run `{summary.run_id}`: {summary.published_variants} of {summary.variants} variant(s) published "
-        f"to `{summary.location}` ([campaign.json]({summary_url})).",
+        f"to `{summary.location}` ([campaign.json]({summary_url}), [gallery]({summary.gallery_url})); "
+        f"{summary.needs_review} need review, {summary.dropped_variants} left out by the quality gate.",
         "",
         "| product | status | published | failed: why |",
         "|---|---|---|---|",
     ]
     for product in summary.products:
         published = [v for v in product.variants if v.status == "published"]
-        failed = [v for v in product.variants if v.status == "failed"]
+        failed = [v for v in product.variants if v.status != "published"]
         shown = ", ".join(f"[{v.index}]({v.url})" if is_browsable(v.url) else str(v.index) for v in published)
         why = "; ".join(sorted({str(v.error) for v in failed})) or "-"
         lines.append(f"| {product.name} | {product.status} | {shown or '-'} | {why} |")

@@ -31,21 +31,35 @@ from prefect.filesystems import RemoteFileSystem, WritableFileSystem
 from prefect.futures import PrefectFuture
 
 from placewright.errors import first_line
+from placewright.manifest import DroppedVariant
 from placewright.plan import RunPlan
 from placewright.publish import PublishedRun, new_run_id
+from placewright.quality import RESEEDABLE, QualityReport, ocr_signature
+from placewright.request import Variant
 from placewright.settings import Settings
-from placewright.stages import VARIANT_VALUES, Stage, stages
+from placewright.stages import CHECK, VARIANT_VALUES, Stage, stages
 from placewright.storage import intermediates_url, is_local, results_url, storage_options
 from tasks.ingest import ingest_image
 from tasks.publish import publish_outputs
+
+# The quality gate: a step after the last stage, once per variant (its settings are run values).
+CHECK_STEP = Stage(CHECK, "variant", None, "quality", "tasks.check:check_finished_variant")
+# Seeds are 32-bit: a remade variant's next seed wraps around.
+SEED_SPACE = 2**32
+
+
+def variant_steps() -> tuple[Stage, ...]:
+    """What runs once per variant: the variant stages, then the quality gate."""
+    return (*stages("variant"), CHECK_STEP)
 
 
 @dataclass
 class ProductRun:
     """The submitted graph of one product: its futures, and where it will be published.
 
-    ``outputs`` maps each stage's name to its future (product stages) or to one future per
-    variant, in the plan's variant order (variant stages).
+    ``outputs`` maps each stage's name (and ``check``'s) to its future (product stages) or to one
+    future per variant, in the plan's variant order (variant steps). ``variants`` are the variants as
+    now being made (a variant made again has its next seed) and ``attempts`` how often each was made.
     """
 
     plan: RunPlan
@@ -54,11 +68,17 @@ class ProductRun:
     created_at: str
     root: str
     outputs: dict[str, Any]
+    values: dict[str, Any]
+    settings: Settings
+    refresh: bool
+    storage: WritableFileSystem | Path | None
+    variants: list[Variant]
+    attempts: list[int]
 
     @property
     def finals(self) -> list[PrefectFuture]:
-        """One future per variant: the last stage's."""
-        return self.outputs[stages("variant")[-1].name]
+        """One future per variant: its quality gate's, the last step."""
+        return self.outputs[CHECK]
 
 
 def run_identity() -> tuple[str, str]:
@@ -179,6 +199,9 @@ def submit_product_run(
         "surface": plan.surface,
         "size": plan.size,
         "store_root": root,
+        "quality_gate": settings.quality,
+        "ocr": settings.enhance.ocr,
+        "ocr_models": ocr_signature(settings.enhance.ocr),
         "prompt": [v.prompt for v in plan.variants],
         "seed": [v.seed for v in plan.variants],
         # Backgrounds are ingested here (quick, cached), so a variant's inputs are references, not futures.
@@ -188,16 +211,81 @@ def submit_product_run(
         ],
     }
     outputs: dict[str, Any] = {}
-    for stage in submission_order():
+    for stage in (*submission_order(), CHECK_STEP):
         task = configured(stage_task_of(stage), settings, refresh, storage)
         arguments = stage_arguments(stage, task, settings, run_values, outputs)
         outputs[stage.name] = task.submit(**arguments) if stage.scope == "product" else list(task.map(**arguments))
-    return ProductRun(plan, run_id, run_path, created_at, root, outputs)
+    variants = list(plan.variants)
+    return ProductRun(
+        plan, run_id, run_path, created_at, root, outputs, run_values, settings, refresh, storage, variants,
+        [1] * len(variants),
+    )  # fmt: skip
+
+
+def next_seed(run: ProductRun, position: int) -> int:
+    """The seed of the variant at ``position``'s next attempt: past every seed the run's variants use."""
+    first = run.plan.variants[position].seed
+    return (first + run.attempts[position] * len(run.plan.variants)) % SEED_SPACE
+
+
+def remake_variants(run: ProductRun, positions: list[int]) -> None:
+    """Submit every variant step again for the variants at ``positions``, each with its next seed.
+
+    The product stages' results are reused; the new futures replace the old ones in ``run.outputs``.
+    """
+    for position in positions:
+        seed = next_seed(run, position)
+        run.variants[position] = run.variants[position].model_copy(update={"seed": seed})
+        run.attempts[position] += 1
+    values = {
+        **run.values,
+        "prompt": [run.variants[p].prompt for p in positions],
+        "seed": [run.variants[p].seed for p in positions],
+        "background": [run.values["background"][p] for p in positions],
+    }
+    outputs: dict[str, Any] = {s.name: run.outputs[s.name] for s in stages("product")}
+    for step in (*(s for s in submission_order() if s.scope == "variant"), CHECK_STEP):
+        task = configured(stage_task_of(step), run.settings, run.refresh, run.storage)
+        outputs[step.name] = list(task.map(**stage_arguments(step, task, run.settings, values, outputs)))
+    for step in variant_steps():
+        for k, position in enumerate(positions):
+            run.outputs[step.name][position] = outputs[step.name][k]
+
+
+def quality_report(run: ProductRun, position: int) -> QualityReport | None:
+    """The gate's report on the variant at ``position`` (waits for it); None when the variant failed."""
+    future = run.finals[position]
+    future.wait()
+    return future.result() if future.state.is_completed() else None
+
+
+def apply_quality_gate(*runs: ProductRun) -> None:
+    """Make every variant that failed a check a new seed can fix again, up to ``quality.retries`` times.
+
+    Only scene-dependent checks (:data:`~placewright.quality.RESEEDABLE`) are worth another seed: a
+    label or cut-out failure comes from the product, and goes straight to the ``on_failure`` policy.
+    Several runs (a campaign's products) go round by round together. Waits for every variant's gate.
+    """
+    for round_ in range(max((run.settings.quality.retries for run in runs), default=0)):
+        remade = False
+        for run in runs:
+            if round_ >= run.settings.quality.retries:
+                continue
+            again = []
+            for position in range(len(run.plan.variants)):
+                report = quality_report(run, position)
+                if report is not None and set(report.failed) & RESEEDABLE:
+                    again.append(position)
+            if again:
+                remake_variants(run, again)
+                remade = True
+        if not remade:
+            return
 
 
 def _stage_futures(run: ProductRun, position: int) -> Iterator[tuple[str, PrefectFuture]]:
-    """Every stage's future for the variant at ``position``, in pipeline order."""
-    for stage in stages():
+    """Every step's future for the variant at ``position``, in pipeline order."""
+    for stage in (*stages(), CHECK_STEP):
         future = run.outputs[stage.name]
         yield stage.name, future if stage.scope == "product" else future[position]
 
@@ -221,7 +309,7 @@ def variant_failures(run: ProductRun) -> dict[int, str]:
             continue
         failed = _first_failed(run, position)
         if failed is None:
-            failures[variant.index] = f"{stages('variant')[-1].name}: ended {final.state.name}"
+            failures[variant.index] = f"{CHECK}: ended {final.state.name}"
         else:
             name, future = failed
             failures[variant.index] = f"{name}: {first_line(future.state.result(raise_on_failure=False))}"
@@ -241,13 +329,23 @@ def raise_first_failure(run: ProductRun) -> None:
 
 
 def publish_product_run(run: ProductRun, settings: Settings, *, skip: frozenset[int] = frozenset()) -> PublishedRun:
-    """Publish the run's variants (except those in ``skip``); returns what was published."""
+    """Publish the run's variants (except those in ``skip``); returns what was published.
+
+    A variant that failed the quality gate is published flagged ``needs_review``, or, with
+    ``quality.on_failure = "drop"``, left out and listed in the manifest's ``dropped``.
+    """
     product_outputs = {s.name: run.outputs[s.name].result() for s in stages("product")}
-    variants = [
-        (variant, {s.name: run.outputs[s.name][i].result() for s in stages("variant")})
-        for i, variant in enumerate(run.plan.variants)
-        if variant.index not in skip
-    ]
+    variants: list[tuple[Variant, dict[str, Any], int]] = []
+    dropped: list[DroppedVariant] = []
+    for i, variant in enumerate(run.variants):
+        if variant.index in skip:
+            continue
+        outputs = {s.name: run.outputs[s.name][i].result() for s in variant_steps()}
+        report: QualityReport = outputs[CHECK]
+        if not report.passed and settings.quality.on_failure == "drop":
+            dropped.append(DroppedVariant(**dict(variant), quality=report, attempts=run.attempts[i]))
+        else:
+            variants.append((variant, outputs, run.attempts[i]))
     publish = configured(publish_outputs, settings, refresh=False, storage=None)
     plan = run.plan
     return publish(
@@ -259,6 +357,7 @@ def publish_product_run(run: ProductRun, settings: Settings, *, skip: frozenset[
         plan.product,
         product_outputs,
         variants,
+        dropped,
         settings.output.model_copy(update={"format": plan.format}),
         run.root,
     )

@@ -26,8 +26,15 @@ from prefect import flow, get_run_logger
 from prefect.futures import as_completed
 
 from flows.artifacts import VariantProgress, report_run
-from flows.pipeline import publish_product_run, raise_first_failure, run_identity, submit_product_run
+from flows.pipeline import (
+    apply_quality_gate,
+    publish_product_run,
+    raise_first_failure,
+    run_identity,
+    submit_product_run,
+)
 from flows.runners import task_runner_from_settings
+from placewright.errors import QualityGateFailed
 from placewright.manifest import Manifest, to_json
 from placewright.plan import plan_run
 from placewright.request import RunRequest
@@ -59,10 +66,18 @@ def place_product(request: RunRequest, refresh: bool = False) -> Manifest:
         progress = VariantProgress(run_id, total=len(plan.variants))
         for _ in as_completed(run.finals):
             progress.variant_finished()
+        apply_quality_gate(run)  # variants that failed a scene-dependent check: made again, next seed
         raise_first_failure(run)  # all or nothing: the earliest failure, as its stage raised it
         published = publish_product_run(run, settings)
-    report_run(published.manifest, published.manifest_url)
-    return published.manifest
+    manifest = published.manifest
+    report_run(manifest, published.manifest_url, published.sheet_preview)
+    for variant in manifest.variants:
+        if variant.verdict == "needs_review" and variant.quality is not None:
+            logger.warning("variant %d needs review: %s", variant.index, variant.quality.summary())
+    if manifest.dropped and not manifest.variants:
+        reasons = "; ".join(f"variant {d.index}: {d.quality.summary()}" for d in manifest.dropped)
+        raise QualityGateFailed(f"every variant failed the quality gate and was left out ({reasons})")
+    return manifest
 
 
 if __name__ == "__main__":

@@ -32,6 +32,10 @@ class StageFailed(PlacewrightError):
     """A stage could not produce a result with any of its backends."""
 
 
+class QualityGateFailed(PlacewrightError):
+    """Every variant failed the quality gate and the policy left them all out: nothing was published."""
+
+
 def first_line(error: BaseException) -> str:
     """The first non-blank line of ``error``'s message, or its type's name when it has none."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]

@@ -14,10 +14,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from placewright.analyze import Analysis
 from placewright.backends import StageRecord
+from placewright.quality import QualityReport
 from placewright.request import Product, Variant
 
 # Fields that hold URLs (presigned ones change at every signing) and their expiry.
-URL_FIELDS = frozenset({"url", "preview_url", "cutout_url", "manifest_url", "urls_expire_at"})
+URL_FIELDS = frozenset(
+    {"url", "preview_url", "cutout_url", "manifest_url", "contact_sheet_url", "gallery_url", "urls_expire_at"}
+)
+# A variant's verdict: it passed the quality gate, it failed it and is published for a person to look
+# at, or the gate was off.
+Verdict = Literal["passed", "needs_review", "unchecked"]
 
 
 class _Model(BaseModel):
@@ -55,6 +61,18 @@ class VariantEntry(Variant):
         description="Per stage, in pipeline order: the backend that ran, its seconds, any fallback (from which "
         "backend, and why) and the backends skipped as unavailable here."
     )
+    verdict: Verdict = Field(
+        default="unchecked", description="passed: every check passed; needs_review: published, a check failed."
+    )
+    attempts: int = Field(default=1, description="How often the variant was made (a failed check: again, next seed).")
+    quality: QualityReport | None = Field(default=None, description="The quality gate's checks (None: gate off).")
+
+
+class DroppedVariant(Variant):
+    """A variant the quality gate left out (``quality.on_failure = "drop"``): why, and after how many attempts."""
+
+    quality: QualityReport
+    attempts: int
 
 
 class Manifest(_Model):
@@ -70,15 +88,28 @@ class Manifest(_Model):
     )
     product: ProductEntry
     variants: list[VariantEntry]
+    dropped: list[DroppedVariant] = Field(
+        default_factory=list, description="Variants made but left out by the quality gate (on_failure: drop)."
+    )
+    contact_sheet: str | None = Field(
+        default=None, description="Every variant on one image with its scene, seed, backends and verdict."
+    )
+    contact_sheet_url: str | None = None
+    gallery: str | None = Field(default=None, description="index.html showing the run, with relative links.")
+    gallery_url: str | None = None
 
 
 class VariantOutcome(Variant):
     """What became of one variant of a campaign: published (image, URL) or failed (why)."""
 
-    status: Literal["published", "failed"]
+    status: Literal["published", "failed", "dropped"]
+    verdict: Verdict | None = Field(default=None, description="The quality gate's verdict on a published variant.")
     image: str | None = None
     url: str | None = None
-    error: str | None = Field(default=None, description="'<stage>: <reason>' of a failed variant.")
+    preview_url: str | None = None
+    error: str | None = Field(
+        default=None, description="'<stage>: <reason>' of a failed variant; the failed checks of a dropped one."
+    )
 
 
 class ProductOutcome(_Model):
@@ -103,8 +134,14 @@ class CampaignSummary(_Model):
     status: Literal["completed", "incomplete"]
     variants: int
     published_variants: int
-    failed_variants: int
+    failed_variants: int = Field(description="Variants not published: failed, or left out by the quality gate.")
+    needs_review: int = Field(default=0, description="Published variants that failed a quality check.")
+    dropped_variants: int = Field(default=0, description="Variants the quality gate left out (on_failure: drop).")
     products: list[ProductOutcome]
+    contact_sheet: str | None = Field(default=None, description="Every variant of the campaign on one image.")
+    contact_sheet_url: str | None = None
+    gallery: str | None = Field(default=None, description="index.html of the campaign run, with relative links.")
+    gallery_url: str | None = None
 
 
 def to_json(model: BaseModel) -> str:

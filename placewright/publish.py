@@ -1,4 +1,5 @@
-"""Publishing a finished run: web-ready images, previews, the RGBA cut-out and ``manifest.json``.
+"""Publishing a finished run: web-ready images, previews, the RGBA cut-out, a contact sheet, an
+``index.html`` gallery and ``manifest.json``.
 
 A run lives under ``<location>/<run_path>/`` (``run_path`` is ``<run_id>`` or ``<campaign>/<run_id>``).
 Objects are written images first, manifest last, each atomically, so a manifest never names a
@@ -18,7 +19,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import cv2
@@ -28,9 +29,12 @@ from PIL import Image
 from placewright import __version__
 from placewright.analyze import Analysis
 from placewright.backends import StageRecord
+from placewright.contact_sheet import TILE_WIDTH, Tile, contact_sheet
+from placewright.gallery import GALLERY_NAME, run_gallery
 from placewright.imageio import CONTENT_TYPES, downscale, encode_image
-from placewright.manifest import URL_FIELDS, Manifest, ProductEntry, VariantEntry, to_json
+from placewright.manifest import URL_FIELDS, DroppedVariant, Manifest, ProductEntry, VariantEntry, Verdict, to_json
 from placewright.naming import slugify
+from placewright.quality import QualityReport
 from placewright.request import Product, Variant
 from placewright.settings import OutputSettings
 from placewright.storage import Location, StoredObject
@@ -40,6 +44,13 @@ logger = logging.getLogger(__name__)
 
 CUTOUT_PATH = "product/cutout.png"
 MANIFEST_NAME = "manifest.json"
+CONTACT_SHEET_STEM = "contact-sheet"
+# The stages a contact-sheet tile names the backend of (the ones that shape how a variant looks).
+SHEET_STAGES = ("scene", "cutout", "harmonize")
+# The contact sheet shown on the Prefect run page is embedded in a markdown artifact (a data: URL, the
+# only image a browser shows there for a local run): kept small.
+SHEET_PREVIEW_SIDE = 1000
+SHEET_PREVIEW_QUALITY = 72
 # Longest scene label in a variant's file name.
 LABEL_CHARS = 40
 # Product pixels this close to the alpha edge are blended by design; fidelity is measured inside.
@@ -60,6 +71,8 @@ class FinishedVariant:
         stages: every stage's record, in pipeline order (product stages included).
         composite: the image before harmonize, for the product-fidelity figure (None: not measured).
         product_alpha: (H, W) uint8 product alpha in output pixels (with ``composite``).
+        quality: the quality gate's report (None: the gate was off).
+        attempts: how often the variant was made (the gate makes failing ones again).
     """
 
     variant: Variant
@@ -69,6 +82,14 @@ class FinishedVariant:
     stages: dict[str, StageRecord]
     composite: np.ndarray | None = None
     product_alpha: np.ndarray | None = None
+    quality: QualityReport | None = None
+    attempts: int = 1
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.quality is None or not self.quality.checks:
+            return "unchecked"
+        return "passed" if self.quality.passed else "needs_review"
 
 
 def product_fidelity(reference: np.ndarray, encoded: bytes, product_alpha: np.ndarray) -> int:
@@ -109,6 +130,8 @@ class PublishedRun:
     manifest_url: str
     written: list[str]
     unchanged: list[str]
+    sheet_preview: bytes | None = None  # a small JPEG of the contact sheet, for the Prefect run page
+    thumbnails: dict[int, bytes] = field(default_factory=dict)  # variant index -> small JPEG (campaign sheet)
 
 
 def publish_run(
@@ -122,6 +145,7 @@ def publish_run(
     analysis: Analysis,
     variants: list[FinishedVariant],
     output: OutputSettings,
+    dropped: list[DroppedVariant] | None = None,
     clean_on_failure: bool = True,
 ) -> PublishedRun:
     """Publish a run under ``<location>/<run_path>/``: images first, manifest last; see the module doc.
@@ -136,6 +160,7 @@ def publish_run(
         analysis: what the analyze stage made of it.
         variants: the finished variants.
         output: formats, qualities and preview size.
+        dropped: variants the quality gate left out (listed in the manifest and on the contact sheet).
         clean_on_failure: when publishing fails and the run has no manifest, remove its objects,
             including those of earlier attempts (False when a retry follows).
     """
@@ -146,6 +171,10 @@ def publish_run(
         fulls = list(pool.map(lambda v: _encode(v.image, fmt, output.quality, output), ordered))
         previews = list(pool.map(lambda v: _preview(v.image, output), ordered))
     cutout_png = encode_image(cutout, "png", srgb_profile=output.srgb_profile)
+    dropped = sorted(dropped or [], key=lambda d: d.index)
+    sheet_name = f"{CONTACT_SHEET_STEM}.{'jpg' if fmt == 'jpeg' else fmt}"
+    sheet_pixels = run_sheet(analysis.name, run_id, ordered, dropped)
+    sheet = _encode(sheet_pixels, fmt, output.quality, output)
 
     images = [StoredObject(keyed(CUTOUT_PATH), cutout_png, CONTENT_TYPES["png"], location.settings.image_cache_control)]
     entries = []
@@ -164,6 +193,7 @@ def publish_run(
             else None
         )
         entries.append(_variant_entry(finished, name, preview_name, data, location, keyed, fidelity))
+    images.append(StoredObject(keyed(sheet_name), sheet, CONTENT_TYPES[fmt], location.settings.image_cache_control))
     expires = None
     if location.url_mode == "presigned":
         lifetime = timedelta(seconds=location.settings.presign_expiry_s)
@@ -182,6 +212,19 @@ def publish_run(
             analysis=analysis,
         ),
         variants=entries,
+        dropped=dropped,
+        contact_sheet=sheet_name,
+        contact_sheet_url=location.url_for(keyed(sheet_name)),
+        gallery=GALLERY_NAME,
+        gallery_url=location.url_for(keyed(GALLERY_NAME)),
+    )
+    gallery = run_gallery(
+        manifest, manifest_url=location.url_for(keyed(MANIFEST_NAME)), absolute=location.url_mode == "presigned"
+    )
+    images.append(
+        StoredObject(
+            keyed(GALLERY_NAME), gallery.encode(), "text/html; charset=utf-8", location.settings.manifest_cache_control
+        )
     )
 
     written: list[str] = []
@@ -215,6 +258,11 @@ def publish_run(
         manifest_url=location.url_for(keyed(MANIFEST_NAME)),
         written=written,
         unchanged=unchanged,
+        sheet_preview=encode_image(downscale(sheet_pixels, SHEET_PREVIEW_SIDE), "jpeg", quality=SHEET_PREVIEW_QUALITY),
+        thumbnails={
+            f.variant.index: encode_image(downscale(f.image, TILE_WIDTH), "jpeg", quality=SHEET_PREVIEW_QUALITY)
+            for f in ordered
+        },
     )
 
 
@@ -282,4 +330,45 @@ def _variant_entry(
         surface_line_y=finished.surface.line_y,
         product_fidelity=fidelity,
         stages=finished.stages,
+        verdict=finished.verdict,
+        attempts=finished.attempts,
+        quality=finished.quality,
     )
+
+
+def sheet_lines(stages: dict[str, StageRecord], quality: QualityReport | None, scene: str) -> tuple[str, ...]:
+    """A contact-sheet caption's lines under the title: the scene, failed checks, the main backends."""
+    lines = [scene]
+    if quality is not None and not quality.passed:
+        lines.append(f"failed: {quality.summary()}")
+    lines.append(" · ".join(f"{s}: {stages[s].backend}" for s in SHEET_STAGES if s in stages))
+    return tuple(lines)
+
+
+def run_sheet(name: str, run_id: str, finished: list[FinishedVariant], dropped: list[DroppedVariant]) -> np.ndarray:
+    """The run's contact sheet: every variant, published or left out, in index order."""
+    tiles = [
+        (
+            f.variant.index,
+            Tile(
+                image=f.image,
+                title=f"#{f.variant.index} · seed {f.variant.seed}",
+                verdict=f.verdict,
+                lines=sheet_lines(f.stages, f.quality, f.variant.scene_label),
+            ),
+        )
+        for f in finished
+    ]
+    tiles += [
+        (
+            d.index,
+            Tile(
+                image=None,
+                title=f"#{d.index} · seed {d.seed}",
+                verdict="dropped",
+                lines=(d.scene_label, f"failed: {d.quality.summary()}"),
+            ),
+        )
+        for d in dropped
+    ]
+    return contact_sheet([tile for _, tile in sorted(tiles, key=lambda t: t[0])], f"{name} · run {run_id}")

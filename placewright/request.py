@@ -184,6 +184,11 @@ class Variant(_Contract):
     background: str | None = Field(description="The provided background as given (None: a generated scene).")
     background_sha256: str | None = Field(default=None, description="sha256 of the background file's bytes.")
 
+    @property
+    def scene_label(self) -> str:
+        """How the variant's scene is shown to people: its prompt, or ``background <path>``."""
+        return self.prompt if self.prompt is not None else f"background {self.background}"
+
 
 __all__ = [
     "MAX_PROMPT_CHARS",

@@ -33,12 +33,15 @@ from placewright.scene import SCENES
 Scope = Literal["product", "variant"]
 
 # What a stage task may take besides earlier stages' outputs and ``options``: per run, the ingested
-# product image, its file name, the user's prompts, the surface phrase, the output size and the
-# intermediate store; per variant (mapped), its prompt, seed and ingested background (or None).
-RUN_VALUES = ("product", "filename", "prompts", "surface", "size", "store_root")
+# product image, its file name, the user's prompts, the surface phrase, the output size, the
+# intermediate store, the quality gate's settings (the cut-out checks itself against a second
+# opinion), the OCR settings and the OCR models' identity (for cache keys); per variant (mapped), its
+# prompt, seed and ingested background (or None).
+RUN_VALUES = ("product", "filename", "prompts", "surface", "size", "store_root", "quality_gate", "ocr", "ocr_models")
 VARIANT_VALUES = ("prompt", "seed", "background")
-# The steps before and after the stages (fault drills can fail them too).
-INGEST, PUBLISH = "ingest", "publish"
+# The steps around the stages (fault drills can fail them too): reading the user's images, the
+# quality gate on each finished variant (placewright.quality), writing the run.
+INGEST, CHECK, PUBLISH = "ingest", "check", "publish"
 
 
 @dataclass(frozen=True)
@@ -48,14 +51,14 @@ class Stage:
     Attributes:
         name: the stage's name (manifest key, task name, ``faults.fail_stage`` value).
         scope: ``"product"`` (once per product) or ``"variant"`` (once per variant).
-        registry: its backends and their preference order.
+        registry: its backends and their preference order (None: a step around the stages, no backends).
         section: the :class:`~placewright.settings.Settings` attribute holding its options.
         task: ``"module:attribute"`` of its Prefect task.
     """
 
     name: str
     scope: Scope
-    registry: Registry[Any]
+    registry: Registry[Any] | None
     section: str
     task: str
 
@@ -85,5 +88,5 @@ def stage(name: str) -> Stage:
 
 
 def task_names() -> tuple[str, ...]:
-    """Every step a run's tasks are named after: ingest, the stages, publish."""
-    return (INGEST, *(s.name for s in STAGES), PUBLISH)
+    """Every step a run's tasks are named after: ingest, the stages, check, publish."""
+    return (INGEST, *(s.name for s in STAGES), CHECK, PUBLISH)

@@ -7,11 +7,12 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from placewright.manifest import DroppedVariant
 from placewright.plan import output_location
 from placewright.publish import FinishedVariant, PublishedRun, publish_run
 from placewright.request import Product, Variant
 from placewright.settings import OutputSettings, get_settings
-from placewright.stages import PUBLISH, stages
+from placewright.stages import CHECK, PUBLISH, stages
 from placewright.types import UrlMode
 from tasks.common import blob_store, inject_fault, is_last_attempt
 
@@ -25,7 +26,8 @@ def publish_outputs(
     urls: UrlMode,
     product: Product,
     product_outputs: dict[str, Any],
-    variants: list[tuple[Variant, dict[str, Any]]],
+    variants: list[tuple[Variant, dict[str, Any], int]],
+    dropped: list[DroppedVariant],
     output: OutputSettings,
     store_root: str,
 ) -> PublishedRun:
@@ -36,7 +38,9 @@ def publish_outputs(
         out: the output location; ``urls``: how its URLs are made.
         product: the product as named, and its sha256.
         product_outputs: each product stage's output, by stage name.
-        variants: each finished variant with its variant stages' outputs, by stage name.
+        variants: each finished variant with its variant steps' outputs, by name (``check``: its quality
+            report), and how often it was made.
+        dropped: the variants the quality gate left out.
         output: formats, qualities, previews.
         store_root: where the intermediate images are.
 
@@ -48,7 +52,7 @@ def publish_outputs(
     store = blob_store(store_root)
     location = output_location(out, urls, get_settings())
     finished = []
-    for variant, outputs in variants:
+    for variant, outputs, attempts in variants:
         every = {**product_outputs, **outputs}
         finished.append(
             FinishedVariant(
@@ -59,6 +63,8 @@ def publish_outputs(
                 stages={s.name: every[s.name].record for s in stages()},
                 composite=store.get(outputs["composite"].image),
                 product_alpha=store.get(outputs["composite"].product_alpha),
+                quality=outputs.get(CHECK),
+                attempts=attempts,
             )
         )
     published = publish_run(
@@ -71,6 +77,7 @@ def publish_outputs(
         analysis=product_outputs["analyze"].analysis,
         variants=finished,
         output=output,
+        dropped=dropped,
         clean_on_failure=is_last_attempt(),
     )
     logger.info(

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from placewright.backends import StageRecord
+from placewright.quality import Check
 from placewright.store import ImageRef
 from placewright.types import Box, Surface
 
@@ -22,11 +23,12 @@ class StagedImage:
 
 @dataclass(frozen=True)
 class CutoutOutput:
-    """The RGBA cut-out, and its crop box in the enhanced product image."""
+    """The RGBA cut-out, its crop box in the enhanced product image, and its integrity check."""
 
     image: ImageRef
     box: Box
     record: StageRecord
+    check: Check | None = None
 
 
 @dataclass(frozen=True)

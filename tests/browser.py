@@ -419,3 +419,26 @@ def submit_run(page: Page, timeout_ms: float = FORM_TIMEOUT_MS) -> UUID:
     if not response.ok:
         raise FormError(f"create_flow_run answered {response.status}: {response.text()}")
     return UUID(response.json()["id"])
+
+
+@dataclass(frozen=True)
+class ShownImage:
+    """An ``<img>`` of a page once it has loaded: its alt text, source and decoded width (0: it did not load)."""
+
+    alt: str
+    src: str
+    natural_width: int
+
+
+def images_shown(page: Page, url: str, *, at_least: int = 1, timeout_ms: float = FORM_TIMEOUT_MS) -> list[ShownImage]:
+    """Open ``url`` and return every image on it after it has loaded (waits for ``at_least`` images to appear).
+
+    Lazy images are loaded by scrolling each into view first.
+    """
+    page.goto(url)
+    page.wait_for_function(f"document.images.length >= {at_least}", timeout=timeout_ms)
+    for handle in page.query_selector_all("img"):
+        handle.scroll_into_view_if_needed()
+    page.wait_for_function("[...document.images].every((i) => i.complete)", timeout=timeout_ms)
+    found = page.evaluate("[...document.images].map((i) => [i.alt, i.currentSrc || i.src, i.naturalWidth])")
+    return [ShownImage(alt, src, int(width)) for alt, src, width in found]

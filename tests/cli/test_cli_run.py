@@ -24,6 +24,7 @@ def cli_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         PYTHONPATH=str(ROOT),
         PREFECT_HOME=str(home / "prefect"),
         PLACEWRIGHT_CACHE_DIR=str(home / "cache"),
+        PLACEWRIGHT_MODELS_DIR=str(home / "models"),  # none: the embedded classical backends
         PLACEWRIGHT_CLI_TIMINGS="1",
     )
     return env
@@ -75,7 +76,9 @@ def test_png_output_to_a_new_folder(cli_env: dict, tmp_path: Path) -> None:
     manifest = json.loads((run_dir / "manifest.json").read_text())
     variant = manifest["variants"][0]
     files = sorted(p.name for p in run_dir.iterdir())
-    assert files == sorted(["manifest.json", "product", variant["image"], variant["preview"]])
+    assert files == sorted(
+        ["manifest.json", "product", variant["image"], variant["preview"], "contact-sheet.png", "index.html"]
+    )
     assert variant["image"].endswith(".png") and variant["preview"].endswith(".preview.png")
     assert Image.open(run_dir / variant["preview"]).size == (512, 512)
     assert manifest["variants"][0]["product_fidelity"] == 0, "lossless output keeps every product pixel"
@@ -117,7 +120,11 @@ def test_two_identical_runs_publish_byte_identical_files(cli_env: dict, example_
         )
         assert result.returncode == 0, result.stderr
         runs.append(tmp_path / result.stdout.strip())
-    files = sorted(p.relative_to(runs[0]) for p in runs[0].rglob("*") if p.suffix in (".webp", ".png"))
+    files = sorted(
+        p.relative_to(runs[0])
+        for p in runs[0].rglob("*")
+        if p.suffix in (".webp", ".png") and not p.name.startswith("contact-sheet")  # the sheet names its run
+    )
     assert len(files) == 3, files  # the image, its preview and the cut-out
     for name in files:
         assert (runs[0] / name).read_bytes() == (runs[1] / name).read_bytes(), name
@@ -143,3 +150,16 @@ def test_a_failed_product_stage_exits_1_with_its_own_message(
     assert result.returncode == 1, result.stderr
     (line,) = [x for x in result.stderr.splitlines() if not x.startswith("{")]
     assert line.startswith("placewright: error: injected fault in stage enhance"), line
+
+
+def test_a_variant_that_fails_the_quality_gate_is_published_with_a_warning(
+    cli_env: dict, example_product: Path, tmp_path: Path
+) -> None:
+    env = {**cli_env, "PLACEWRIGHT_QUALITY__SHADOW_MIN_DARKENING": "0.9"}  # no shadow is that dark
+    result = _run([str(example_product), "-p", "marble counter", "--size", "512x384", "--out", "out"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("placewright: warning:")]
+    assert len(warnings) == 1 and warnings[0].startswith("placewright: warning: variant 0 needs review: shadow: ")
+    manifest = json.loads((tmp_path / result.stdout.strip() / "manifest.json").read_text())
+    variant = manifest["variants"][0]
+    assert variant["verdict"] == "needs_review" and variant["attempts"] == 2 and variant["seed"] == 1

@@ -111,11 +111,9 @@ def test_no_profile_and_no_preview_when_turned_off(tmp_path: Path) -> None:
     manifest = _publish(tmp_path, "n", variants, OutputSettings(preview_side=0, srgb_profile=False)).manifest
     assert manifest.variants[0].preview is None
     assert "icc_profile" not in Image.open(tmp_path / "n" / manifest.variants[0].image).info
-    assert sorted(p.name for p in (tmp_path / "n").iterdir()) == [
-        "manifest.json",
-        "product",
-        manifest.variants[0].image,
-    ]
+    assert sorted(p.name for p in (tmp_path / "n").iterdir()) == sorted(
+        ["manifest.json", "product", manifest.variants[0].image, "contact-sheet.webp", "index.html"]
+    )
 
 
 def test_failure_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -151,7 +149,9 @@ def test_a_changed_run_replaces_what_changed(tmp_path: Path) -> None:
     changed = _variants()
     changed[1] = replace_image(changed[1], np.full((64, 96, 3), 222, np.uint8))
     again = _publish(tmp_path, "r4", changed, OutputSettings())
-    assert sorted(again.written) == sorted(["r4/" + again.manifest.variants[1].image, "r4/manifest.json"])
+    # the variant, and what shows it: the contact sheet and the manifest (the gallery's links did not change)
+    shows = ["r4/contact-sheet.webp", "r4/manifest.json"]
+    assert sorted(again.written) == sorted(["r4/" + again.manifest.variants[1].image, *shows])
     on_disk = np.asarray(Image.open(tmp_path / "r4" / again.manifest.variants[1].image).convert("RGB"))
     assert abs(int(on_disk.mean()) - 222) <= 2
 

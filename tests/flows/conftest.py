@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import tasks.analyze
+import tasks.check
 import tasks.composite
 import tasks.cutout
 import tasks.enhance
@@ -14,12 +15,13 @@ import tasks.scene
 
 STAGE_FUNCTIONS = {
     "enhance": (tasks.enhance, "enhance"),
-    "cutout": (tasks.cutout, "cut_out"),
+    "cutout": (tasks.cutout, "verified_cut_out"),
     "analyze": (tasks.analyze, "analyze"),
     "scene": (tasks.scene, "generate_scene"),
     "locate": (tasks.locate, "locate"),
     "composite": (tasks.composite, "composite"),
     "harmonize": (tasks.harmonize, "harmonize"),
+    "check": (tasks.check, "check_variant"),
 }
 
 

@@ -25,6 +25,9 @@ def test_flow_uses_the_a1111_server_for_scene_and_harmonize(
 ) -> None:
     with FakeA1111(round_to=8) as server:
         _point_at(server.url, monkeypatch)
+        # The fake server's img2img answer is not a relit scene (the quality gate would make the variant
+        # again, with more requests): here only the requests count.
+        monkeypatch.setenv("PLACEWRIGHT_QUALITY__RETRIES", "0")
         monkeypatch.setenv("PLACEWRIGHT_SCENE__A1111__USERNAME", "ada")
         monkeypatch.setenv("PLACEWRIGHT_SCENE__A1111__PASSWORD", "s3cret-pw")
         started = time.perf_counter()

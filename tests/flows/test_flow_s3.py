@@ -38,7 +38,8 @@ def test_flow_publishes_to_s3_and_caches_there(
     run_prefix = f"spring/{manifest['run_id']}/"
     objects = s3.objects(bucket)
     published = {k for k in objects if k.startswith(run_prefix)}
-    named = {run_prefix + "manifest.json", run_prefix + manifest["product"]["cutout"]}
+    named = {run_prefix + name for name in ("manifest.json", manifest["product"]["cutout"], "index.html")}
+    named.add(run_prefix + manifest["contact_sheet"])
     for variant in manifest["variants"]:
         named |= {run_prefix + variant["image"], run_prefix + variant["preview"]}
     assert published == named

@@ -39,7 +39,12 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _configure(monkeypatch: pytest.MonkeyPatch, **settings: str) -> None:
-    """Set ``PLACEWRIGHT_<NAME>`` for each setting (``SCENE__STEPS="1"``), as a user's environment would."""
+    """Set ``PLACEWRIGHT_<NAME>`` for each setting (``SCENE__STEPS="1"``), as a user's environment would.
+
+    Random-weight models make noise, which the quality gate would send back for another seed: here each
+    variant is made once (``quality.retries`` 0), so the calls counted are the run's own.
+    """
+    settings = {"QUALITY__RETRIES": "0", **settings}
     for name, value in settings.items():
         monkeypatch.setenv(f"PLACEWRIGHT_{name}", value)
 

@@ -34,7 +34,8 @@ def test_objects_content_types_cache_headers_and_manifest(s3: MotoS3) -> None:
     published = _publish(f"s3://{bucket}/ads")
     keys = set(s3.objects(bucket))
     manifest = published.manifest
-    expected = {f"ads/spring/run-1/{name}" for name in ("manifest.json", "product/cutout.png")}
+    names = ("manifest.json", "product/cutout.png", "contact-sheet.webp", "index.html")
+    expected = {f"ads/spring/run-1/{name}" for name in names}
     for variant in manifest.variants:
         expected |= {f"ads/spring/run-1/{variant.image}", f"ads/spring/run-1/{variant.preview}"}
     assert keys == expected
@@ -43,6 +44,8 @@ def test_objects_content_types_cache_headers_and_manifest(s3: MotoS3) -> None:
         head = client.head_object(Bucket=bucket, Key=key)
         if key.endswith("manifest.json"):
             assert head["ContentType"] == "application/json" and head["CacheControl"] == "no-cache"
+        elif key.endswith("index.html"):  # the gallery links presigned URLs here: it changes as they do
+            assert head["ContentType"] == "text/html; charset=utf-8" and head["CacheControl"] == "no-cache"
         else:
             assert head["ContentType"] == ("image/png" if key.endswith(".png") else "image/webp")
             assert head["CacheControl"] == "public, max-age=31536000, immutable"

@@ -72,20 +72,21 @@ def _figure(variant: VariantEntry, absolute: bool, prefix: str = "") -> str:
     )
 
 
-def run_gallery(manifest: Manifest, *, manifest_url: str | None = None, absolute: bool = False) -> str:
+def run_gallery(manifest: Manifest, *, absolute: bool = False) -> str:
     """The gallery of one product run (``index.html`` in its folder).
 
     Args:
         manifest: the run's manifest (paths relative to the run folder, and URLs).
-        manifest_url: the manifest's URL (linked when ``absolute``).
-        absolute: link objects by their URLs (presigned stores) instead of relative paths.
+        absolute: link objects by the manifest's URLs (presigned stores) instead of relative paths; the
+            manifest itself is then not linked (its own URL is signed anew each time, and the page is
+            made once per run).
     """
     product = manifest.product
     title = f"{product.analysis.name} · run {manifest.run_id}"
+    manifest_link = "" if absolute else ' · <a href="manifest.json">manifest.json</a>'
     body = [
         f"<h1>{escape(title)}</h1>",
-        f'<p class="meta">{escape(product.source)} · {len(manifest.variants)} variant(s) · '
-        f'<a href="{_link("manifest.json", manifest_url, absolute)}">manifest.json</a> · '
+        f'<p class="meta">{escape(product.source)} · {len(manifest.variants)} variant(s){manifest_link} · '
         f'<a href="{_link(product.cutout, product.cutout_url, absolute)}">cut-out</a></p>',
     ]
     if manifest.contact_sheet:

@@ -218,14 +218,7 @@ def publish_run(
         gallery=GALLERY_NAME,
         gallery_url=location.url_for(keyed(GALLERY_NAME)),
     )
-    gallery = run_gallery(
-        manifest, manifest_url=location.url_for(keyed(MANIFEST_NAME)), absolute=location.url_mode == "presigned"
-    )
-    images.append(
-        StoredObject(
-            keyed(GALLERY_NAME), gallery.encode(), "text/html; charset=utf-8", location.settings.manifest_cache_control
-        )
-    )
+    gallery_key = keyed(GALLERY_NAME)
 
     written: list[str] = []
     unchanged: list[str] = []
@@ -235,8 +228,16 @@ def publish_run(
                 (written if did_write else unchanged).append(item.key)
         manifest_key = keyed(MANIFEST_NAME)
         stored = _stored_manifest(location, manifest_key)
-        if stored is not None and _without_urls(stored) == _without_urls(manifest.model_dump(mode="json")):
+        same_run = stored is not None and _without_urls(stored) == _without_urls(manifest.model_dump(mode="json"))
+        if same_run:
             manifest = Manifest.model_validate(stored)  # the same run: keep the manifest (and URLs) it has
+        # The gallery is made from the manifest that stays, so it links the same (presigned) URLs: publishing
+        # the same run again rewrites neither. It goes before the manifest, like every object the manifest names.
+        page = run_gallery(manifest, absolute=location.url_mode == "presigned").encode()
+        cache = location.settings.manifest_cache_control
+        gallery_written = location.write(StoredObject(gallery_key, page, "text/html; charset=utf-8", cache))
+        (written if gallery_written else unchanged).append(gallery_key)
+        if same_run:
             unchanged.append(manifest_key)
         else:
             manifest_object = StoredObject(
@@ -250,7 +251,7 @@ def publish_run(
     except BaseException:
         if clean_on_failure and location.read_quietly(keyed(MANIFEST_NAME)) is None:
             # No manifest: the run's objects (from this attempt and earlier ones) are unreachable litter.
-            _remove_quietly(location, [item.key for item in images], run_path)
+            _remove_quietly(location, [item.key for item in images] + [gallery_key], run_path)
         raise
     return PublishedRun(
         manifest=manifest,

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
+from placewright.cutout.refine import edge_strength, shadow_like
 from placewright.ocr import (
     TextLine,
     edit_distance,
@@ -194,14 +195,6 @@ def backdrop_around(rgb: np.ndarray, mask: np.ndarray, ring_px: int = BACKDROP_R
     return spread / np.maximum(spread_weight, 1e-6)[..., None]
 
 
-def _edge_strength(work_rgb: np.ndarray) -> np.ndarray:
-    """Step height (0-255 levels) of the grey image's edge at every pixel, a pixel's offset tolerated."""
-    grey = cv2.GaussianBlur(_luma(work_rgb), (0, 0), 1.0)
-    gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
-    return cv2.dilate(cv2.magnitude(gx, gy) / 4.0, np.ones((3, 3), np.uint8))
-
-
 def _grain(work_rgb: np.ndarray, region: np.ndarray) -> float:
     """The backdrop's grain in ``region``: RMS of its grey image minus a slight blur of it (0-255 levels)."""
     grey = _luma(work_rgb)
@@ -217,6 +210,17 @@ def _sharp_outline(part: np.ndarray, outside: np.ndarray, edges: np.ndarray, lev
     return float(np.median(edges[meeting])) >= level
 
 
+def _under(product: np.ndarray) -> np.ndarray:
+    """Pixels below the product's lowest pixel in their column (below its lowest row where it has none)."""
+    height = product.shape[0]
+    rows = np.arange(height)[:, None]
+    has = product.any(axis=0)
+    if not has.any():
+        return np.zeros_like(product)
+    lowest = np.where(has, height - 1 - np.argmax(product[::-1], axis=0), np.nonzero(product.any(axis=1))[0].max())
+    return rows > lowest[None, :]
+
+
 def _parts(mask: np.ndarray) -> list[np.ndarray]:
     count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
     return [labels == i for i in range(1, count)]
@@ -229,9 +233,10 @@ def check_cutout(
 
     The mask is compared with a second opinion (another backend's mask of the same photo). Where
     they differ, colour and outline decide: a part only the second opinion has is missing product
-    unless it looks like the backdrop around it (a mug handle's hole) and meets that backdrop with
-    no sharp edge; a band only the mask has is a halo when it looks like the backdrop and fades into
-    it (a pale lid on a spotlight has the backdrop's colour, but an outline).
+    unless it looks like the backdrop around it or a shadow on it (a mug handle's hole, a contact
+    shadow the other backend kept) and meets that backdrop with no sharp edge; a band only the mask
+    has is a halo when it looks like the backdrop or its shadow and fades into it (a pale lid on a
+    spotlight has the backdrop's colour, but an outline).
 
     Args:
         rgb: (H, W, 3) uint8, the photo the product was cut out of.
@@ -251,6 +256,10 @@ def check_cutout(
         return skipped("cutout", "an empty mask")
     backdrop = backdrop_around(work_rgb, mask | second)
     backdrop_like = np.linalg.norm(work_rgb - backdrop, axis=2) < BACKDROP_LIKE_LEVELS
+    # A darker copy of the backdrop under the product both masks agree on: a cast shadow on the surface,
+    # which one backend may keep with the product. Its edge can be as sharp as an outline (a contact
+    # shadow), so there colour and place decide, not the edge.
+    shadow = shadow_like(work_rgb, backdrop, BACKDROP_LIKE_LEVELS) & _under(mask & second)
     tolerance = _disc(CUTOUT_EDGE_TOLERANCE_PX)
     grown_mask = cv2.dilate(mask.astype(np.uint8), tolerance) > 0
     grown_second = cv2.dilate(second.astype(np.uint8), tolerance) > 0
@@ -260,15 +269,21 @@ def check_cutout(
     # The backdrop's grain, from a ring clear of both masks' edges (blurred edges would count as grain).
     ring = (cv2.dilate(union, _disc(GRAIN_RING_OUTER_PX)) > 0) & ~(cv2.dilate(union, _disc(GRAIN_RING_INNER_PX)) > 0)
     level = max(OUTLINE_SHARP_LEVELS, OUTLINE_NOISE_FACTOR * _grain(work_rgb, ring))
-    edges = _edge_strength(work_rgb)
+    # Step heights (0-255 levels), a pixel's offset tolerated: where a part meets the backdrop.
+    edges = cv2.dilate(edge_strength(cv2.GaussianBlur(work_rgb, (0, 0), 1.0)), np.ones((3, 3), np.uint8))
 
     missing = 0.0
     for part in _parts(second & ~grown_mask):
+        if float(shadow[part].mean()) >= MISSING_MAX_BACKDROP_SHARE:
+            continue  # the other backend kept the product's shadow
         looks_backdrop = float(backdrop_like[part].mean()) >= MISSING_MAX_BACKDROP_SHARE
         if not looks_backdrop or _sharp_outline(part, outside, edges, level):
             missing = max(missing, float(part.sum()) / product_area)
     halo = np.zeros_like(mask)
     for part in _parts(mask & ~grown_second):
+        if float(shadow[part].mean()) >= HALO_MIN_BACKDROP_SHARE:
+            halo |= part  # a shadow kept as product
+            continue
         looks_backdrop = float(backdrop_like[part].mean()) >= HALO_MIN_BACKDROP_SHARE
         if looks_backdrop and not _sharp_outline(part, outside, edges, level):
             halo |= part

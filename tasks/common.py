@@ -37,7 +37,7 @@ from pydantic import BaseModel
 from placewright.backends import StageRecord
 from placewright.errors import StageFailed, TransientBackendError
 from placewright.settings import get_settings
-from placewright.stages import stage, stages
+from placewright.stages import stages
 from placewright.storage import storage_options
 from placewright.store import BlobStore, ImageRef
 
@@ -90,9 +90,11 @@ class StageCache(CachePolicy):
         except (OSError, TypeError):
             source = body.__qualname__
         backends = None
-        if self.stage is not None and self.stage in (s.name for s in stages()):
+        table = {s.name: s for s in stages()}
+        registry = table[self.stage].registry if self.stage in table else None
+        if registry is not None:
             options = inputs.get("options")
-            backends = stage(self.stage).registry.signature(getattr(options, "backend", "auto"), options)
+            backends = registry.signature(getattr(options, "backend", "auto"), options)
         payload = {
             "task": task_ctx.task.fn.__qualname__,
             "source": hashlib.sha256(source.encode()).hexdigest(),

@@ -160,3 +160,18 @@ def test_a_report_lists_failed_checks_in_gate_order() -> None:
 def test_unknown_check_names_are_refused_in_settings() -> None:
     with pytest.raises(ValueError, match="unknown check 'sharpness'"):
         QualitySettings(skip=["sharpness"])
+
+
+def test_a_contact_shadow_kept_by_the_second_opinion_is_not_missing_product() -> None:
+    """The bundled jar: u2netp cut it out clean, GrabCut kept its contact shadow. The clean one passes;
+    the one with the shadow fails as a halo (a darker copy of the backdrop under the product's base)."""
+    image, truth = _studio_shot()
+    with_shadow = truth.copy()
+    base = int(np.nonzero(truth.any(axis=1))[0].max())
+    shadow = np.zeros_like(truth)
+    shadow[base + 1 : base + 14, 95:205] = 255  # a sharp-edged contact shadow under the base
+    image[shadow > 0] = (image[shadow > 0] * 0.72).astype(np.uint8)
+    with_shadow[shadow > 0] = 255
+    assert check_cutout(image, truth, with_shadow, OPTIONS, reference_name="grabcut").status == "pass"
+    kept = check_cutout(image, with_shadow, truth, OPTIONS, reference_name="u2net")
+    assert kept.status == "fail" and "halo" in kept.detail

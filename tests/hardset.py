@@ -17,6 +17,13 @@ with sensor noise and a mild JPEG round-trip, and targets one known weakness:
 * ``shadow-can``: a strong soft cast shadow on a graded backdrop.
 * ``spray-bottle``: thin parts (a nozzle, a trigger with a gap under it).
 * ``mug-handle``: a mug whose handle has a hole through it, which is backdrop in the mask.
+* ``grey-can-in-shadow-90-200``, ``grey-can-in-shadow-150-220``, ``grey-can-in-shadow-100-210``:
+  :mod:`tests.synth`'s grey can on a lighter grey backdrop (plain; the last a lit sweep) with its cast
+  shadow: the can is a darker copy of the backdrop all over but for its label, so its foot under the
+  label and the shadow around it form one shadow-like region.
+
+:func:`example_case` gives the photos bundled in ``examples/`` (a jar with a sharp-edged contact
+shadow, an olive-oil bottle) with the true masks their generator scripts draw.
 
 :func:`holes` and :func:`halos` measure the two defects that IoU hides: product regions
 missing from a mask, and backdrop regions (a band around the product, a filled hole) in it.
@@ -27,15 +34,29 @@ Conventions: images are uint8 (H, W, 3) RGB; masks are (H, W) bool; sizes (width
 from __future__ import annotations
 
 import functools
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 
 import cv2
 import numpy as np
 
-from tests.synth import iou, product_box, shape_coverage
+from tests.synth import iou, product_box, render_product_photo, shape_coverage
 
-__all__ = ["HardCase", "case_names", "halo_width", "halos", "hard_case", "hard_cases", "holes", "iou"]
+__all__ = [
+    "HardCase",
+    "case_names",
+    "example_case",
+    "example_names",
+    "halo_width",
+    "halos",
+    "hard_case",
+    "hard_cases",
+    "holes",
+    "iou",
+]
 
 # Shapes are drawn this many times larger, then area-averaged down: anti-aliased edges.
 _SUPERSAMPLE = 4
@@ -398,6 +419,26 @@ def _mug(rng: np.random.Generator) -> HardCase:
     return _photo("mug-handle", coverage, fg, bg, ("hole-through", "thin-parts", "vignette"), rng)
 
 
+def _grey_can(grey: int, backdrop: int, kind: str) -> Callable[[np.random.Generator], HardCase]:
+    """A grey can (RGB ``grey``) on a lighter grey ``kind`` backdrop (``backdrop``) with its cast shadow."""
+
+    def draw(rng: np.random.Generator) -> HardCase:
+        name = f"grey-can-in-shadow-{grey}-{backdrop}"
+        photo = render_product_photo(
+            "can",
+            product_rgb=(grey, grey, grey),
+            backdrop=kind,
+            backdrop_rgb=(backdrop, backdrop, backdrop),
+            size=(720, 760),
+            shadow=True,
+            seed=int(rng.integers(1 << 31)),
+        )
+        tags = ("shadow", "grey-on-grey", "backdrop-toned-foot")
+        return _photo(name, photo.coverage, photo.foreground, photo.backdrop, tags, rng)
+
+    return draw
+
+
 _CASES: dict[str, Callable[[np.random.Generator], HardCase]] = {
     "spotlit-jar": _spotlit_jar,
     "dark-can-on-dark-grey": _dark_can,
@@ -409,6 +450,9 @@ _CASES: dict[str, Callable[[np.random.Generator], HardCase]] = {
     "shadow-can": _shadow_can,
     "spray-bottle": _spray_bottle,
     "mug-handle": _mug,
+    "grey-can-in-shadow-90-200": _grey_can(90, 200, "plain"),
+    "grey-can-in-shadow-150-220": _grey_can(150, 220, "plain"),
+    "grey-can-in-shadow-100-210": _grey_can(100, 210, "gradient"),
 }
 
 
@@ -422,13 +466,77 @@ def hard_case(name: str) -> HardCase:
     """The hard-set case ``name`` (rendered once per process; treat its arrays as read-only)."""
     if name not in _CASES:
         raise ValueError(f"unknown case {name!r}; choose one of {', '.join(_CASES)}")
-    seed = sorted(_CASES).index(name) + 1
+    # The first ten cases' seeds are their rank among themselves (as before later cases were added).
+    first, later = list(_CASES)[:10], list(_CASES)[10:]
+    seed = sorted(first).index(name) + 1 if name in first else 11 + later.index(name)
     return _CASES[name](np.random.default_rng(seed))
 
 
 def hard_cases() -> list[HardCase]:
     """Every hard-set case, in :func:`case_names` order."""
     return [hard_case(name) for name in _CASES]
+
+
+# ---------------------------------------------------------------------------- bundled examples
+
+# The photos bundled in examples/ (drawn by their own scripts there), with the true masks their
+# generators give: a regression on them is what a user sees first.
+_EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _example_script(stem: str) -> ModuleType:
+    """The generator script ``examples/<stem>.py``, imported (it needs Pillow)."""
+    spec = importlib.util.spec_from_file_location(f"_placewright_example_{stem}", _EXAMPLES / f"{stem}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _example_photo(file: str) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(_EXAMPLES / file) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def _example_jar() -> HardCase:
+    """examples/face-cream-jar.jpg: a pale jar with a gold lid and a sharp-edged contact shadow under its base."""
+    from PIL import Image
+
+    mj = _example_script("make_jar")
+    x, y = mj._grid(mj.WIDTH, mj.HEIGHT)
+    body, _ = mj._body(x, y)
+    lid, face = mj._lid_masks(x, y)
+    coverage = Image.fromarray(((body | lid | face) * 255).astype(np.uint8))
+    mask = np.asarray(coverage.resize((mj.WIDTH, mj.HEIGHT), Image.Resampling.BILINEAR)) >= 128
+    return HardCase("example-face-cream-jar", _example_photo("face-cream-jar.jpg"), mask, ("example", "contact-shadow"))
+
+
+def _example_bottle() -> HardCase:
+    """examples/olive-oil-bottle.jpg: a dark glass bottle with a gold cap, a label and a soft shadow."""
+    mp = _example_script("make_product")
+    mask = np.asarray(mp._bottle_mask(mp.WIDTH, mp.HEIGHT)) >= 128
+    return HardCase("example-olive-oil-bottle", _example_photo("olive-oil-bottle.jpg"), mask, ("example", "shadow"))
+
+
+_EXAMPLE_CASES: dict[str, Callable[[], HardCase]] = {
+    "example-face-cream-jar": _example_jar,
+    "example-olive-oil-bottle": _example_bottle,
+}
+
+
+def example_names() -> tuple[str, ...]:
+    """The names of the bundled example photos, in a fixed order."""
+    return tuple(_EXAMPLE_CASES)
+
+
+@functools.cache
+def example_case(name: str) -> HardCase:
+    """The bundled example ``name`` with its generator's true mask (loaded once per process; read-only)."""
+    if name not in _EXAMPLE_CASES:
+        raise ValueError(f"unknown example {name!r}; choose one of {', '.join(_EXAMPLE_CASES)}")
+    return _EXAMPLE_CASES[name]()
 
 
 # ---------------------------------------------------------------------------- measures

@@ -10,7 +10,8 @@ textured, possibly with a soft cast shadow):
    to the backdrop pixels clear of the product (a spotlight's pool of light behind it).
 3. Pre-label for GrabCut: pixels that differ from the backdrop model are probable
    product (their eroded core sure product); pixels that are only a darker copy of the
-   backdrop (a shadow) and everything near the candidates are probable backdrop; the rest,
+   backdrop and are a shadow (fading into the backdrop, or lying below the product's base)
+   and everything near the candidates are probable backdrop; the rest,
    and everything outside the seed box (``box_fraction`` of the image), sure backdrop.
 4. GrabCut on the region that is still uncertain, at most ``grabcut_max_pixels`` pixels.
 5. Clean the mask (keep the product's components, fill enclosed holes, but re-open those
@@ -313,7 +314,7 @@ class GrabCutCutter(Cutter):
     """Backdrop-model-seeded GrabCut with colour-refined, defringed edges."""
 
     name = "grabcut"
-    version = "4"
+    version = "6"
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """Cut the product out of ``image``.

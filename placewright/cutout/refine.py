@@ -90,6 +90,27 @@ SEE_THROUGH_SHARP_SHARE = 0.8
 SHADOW_OPEN_SHARE = 0.1
 SHADOW_MAX_SHARP_SHARE = 0.1
 SHADOW_FACING_PX = 2
+# Contact shadows (see cast_shadow, below_base): shadow-like pixels below the base of the product's
+# confident (not shadow-like) pixels are a shadow, whatever their edge. A column's base is its lowest
+# such pixel, or the lowest within this share of the long side either side when that one lies lower
+# by more than this share (a column whose product is only a rim at the top).
+SHADOW_BASE_SPAN_FRACTION = 0.05
+# ... when, where such a region meets the backdrop, its pixels are at most this share of the way
+# from the tolerance to its depth (a shadow fades in; a product part's outline is a step).
+SHADOW_RIM_SHARE = 0.25
+SHADOW_MAX_STEP_SHARE = 0.1
+# The product's foot (see product_foot): in columns with at least this share of the long side of
+# backdrop-toned product body above the base, the run of shadow-like pixels below the base that
+# starts within FOOT_START_PX of it and stays within FOOT_MATCH_FACTOR times the tolerance of the
+# column's body colour is product, not shadow.
+FOOT_MIN_BODY_FRACTION = 0.05
+FOOT_START_PX = 2
+FOOT_MATCH_FACTOR = 0.6
+# complete_mask: the shadow in the foot's columns more than this many pixels below it is backdrop.
+FOOT_EDGE_PX = 1
+# A column's foot ends at most a pixel below the median end of the foot's columns within this
+# share of the long side (a shadow core of the body's colour carries the run past the bottom edge).
+FOOT_SMOOTH_FRACTION = 0.08
 # Rounds of letting regions beside a found shadow open onto it (a shadow split by noise).
 SHADOW_ROUNDS = 3
 # Soft notches (see fill_soft_notches): gaps up to this share of the long side across, along rows
@@ -186,6 +207,13 @@ def cast_shadow(image: np.ndarray, backdrop: np.ndarray, *, tolerance: float, no
     it are open (the backdrop, reached from the border without crossing a differing pixel or a
     sharp edge) and less than ``SHADOW_MAX_SHARP_SHARE`` are a sharp edge facing the backdrop.
 
+    A contact shadow need not fade out: its dark core under the product's base can end in an edge as
+    sharp as an outline, which would make it a product part by that test. But it lies on the surface,
+    below the product's base, while a backdrop-toned product part (a spotlit pale lid) is part of the
+    product above its base. So every differing shadow-like pixel below the base of the product's
+    confident pixels (those that differ and are no darker copy of the backdrop; see
+    :func:`below_base`) is a shadow too, whatever its edges.
+
     Args:
         image: (h, w, 3) float32 working image.
         backdrop: (h, w, 3) float32 backdrop estimate.
@@ -194,15 +222,24 @@ def cast_shadow(image: np.ndarray, backdrop: np.ndarray, *, tolerance: float, no
 
     Returns:
         (h, w) bool, the differing shadow-like pixels of the soft-bounded regions, with the
-        shadow-like edge pixels beside them (where a product's outline meets its shadow).
+        shadow-like edge pixels beside them (where a product's outline meets its shadow), and
+        those below the product's base.
     """
-    differs = _backdrop_distance(image, backdrop) > tolerance
+    return _shadow_and_foot(image, backdrop, tolerance=tolerance, noise=noise)[0]
+
+
+def _shadow_and_foot(
+    image: np.ndarray, backdrop: np.ndarray, *, tolerance: float, noise: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`cast_shadow` and the product's foot it left out (see :func:`product_foot`), both (h, w) bool."""
+    dist = _backdrop_distance(image, backdrop)
+    differs = dist > tolerance
     sharp = edge_strength(image) >= max(EDGE_MIN_LEVELS, EDGE_MIN_SIGMAS * noise)
     like = shadow_like(image, backdrop, tolerance)
     regions = differs & like & ~sharp
     count, labels = cv2.connectedComponents(regions.astype(np.uint8), connectivity=8)
     if count <= 1:
-        return regions
+        return regions, np.zeros(regions.shape, bool)
     # Each pixel next to a region is counted for it (the largest label among its neighbours).
     around = cv2.dilate(labels.astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int32)
     around[regions] = 0
@@ -227,7 +264,134 @@ def cast_shadow(image: np.ndarray, backdrop: np.ndarray, *, tolerance: float, no
     shadow = is_shadow[labels]
     # The shadow-like edge pixels beside a shadow (where a product's outline meets its shadow) go with it.
     rim = differs & sharp & like
-    return shadow | (rim & cv2.dilate(shadow.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool))
+    shadow |= rim & cv2.dilate(shadow.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    # Below the product's base lies the surface: a darker copy of the backdrop there is its shadow ...
+    below = below_base(differs & ~like)
+    # ... except the product's own foot: its backdrop-toned body running on down below a coloured band.
+    foot = product_foot(image, differs & like & ~shadow & ~below, differs & like & below, tolerance)
+    return (shadow | _shadow_under_base(differs & like & below & ~foot, differs, dist, tolerance)) & ~foot, foot
+
+
+def under_foot(foot: np.ndarray) -> np.ndarray:
+    """The pixels (h, w) bool of the foot's columns more than ``FOOT_EDGE_PX`` below the ``foot`` (h, w) bool."""
+    h = foot.shape[0]
+    has = foot.any(axis=0)
+    bottom = np.where(has, h - 1 - np.argmax(foot[::-1], axis=0), h)
+    return np.arange(h)[:, None] > (bottom + FOOT_EDGE_PX)[None, :]
+
+
+def product_foot(image: np.ndarray, body: np.ndarray, below: np.ndarray, tolerance: float) -> np.ndarray:
+    """The part (h, w) bool of ``below`` that is the product's foot, not the shadow it stands in.
+
+    A grey can on a grey backdrop is a darker copy of the backdrop all over, only its coloured label
+    band is confident, so its foot under the label lies below that base, and with its contact shadow
+    around it forms one shadow-like region: no chroma and no outline tells them apart. Geometry does.
+    A product's sides run straight down and its shading follows its columns, so the foot continues the
+    body's columns in the body's colour, from the base down to its own bottom edge; a shadow is a
+    ramp of the backdrop's tone that brightens away from the product. So in each column with at least
+    ``FOOT_MIN_BODY_FRACTION`` of the long side of ``body`` (backdrop-toned product: shadow-like
+    pixels that are no shadow, above the base), the foot is the run of ``below`` pixels that starts
+    within ``FOOT_START_PX`` of the base and stays within ``FOOT_MATCH_FACTOR`` times ``tolerance`` of
+    the column's body colour (its median; both 3x3 means), bridging single stray pixels, and ends at most a
+    pixel below its neighbours' (a shadow core of the body's colour would carry it past the bottom edge).
+    A product whose columns hold confident product down to its base (a jar, a coloured can) has no such
+    body there: nothing changes.
+
+    Args:
+        image: (h, w, 3) float32 working image.
+        body: (h, w) bool, the backdrop-toned product above the base.
+        below: (h, w) bool, the differing shadow-like pixels below the base (see :func:`below_base`).
+        tolerance: RGB distance (0..255 levels) within which a pixel is backdrop-like.
+
+    Returns:
+        (h, w) bool, the foot's pixels (a subset of ``below``).
+    """
+    h, w = body.shape
+    counts = body.sum(axis=0)
+    columns = np.flatnonzero((counts >= FOOT_MIN_BODY_FRACTION * max(h, w)) & below.any(axis=0))
+    foot = np.zeros((h, w), bool)
+    if columns.size == 0:
+        return foot
+    limit = FOOT_MATCH_FACTOR * tolerance
+    smooth = cv2.blur(image, (3, 3))
+    for x in columns:
+        ref = np.median(smooth[body[:, x], x], axis=0)
+        diff = smooth[:, x] - ref
+        match = below[:, x] & (np.einsum("hc,hc->h", diff, diff) <= limit * limit)
+        rows = np.flatnonzero(below[:, x])
+        y = int(rows[0])
+        if not match[y : y + FOOT_START_PX + 1].any():
+            continue
+        misses = 0
+        while y < h and below[y, x]:
+            if match[y]:
+                misses = 0
+                foot[y, x] = True
+            else:
+                misses += 1
+                if misses > 1:
+                    break
+            y += 1
+    # Where the shadow's dark core matches the body's colour the run overshoots the foot's bottom edge;
+    # the edge is a smooth curve, so no column's foot ends more than a pixel below its neighbours' (their
+    # median).
+    has = foot.any(axis=0)
+    bottom = np.where(has, h - 1 - np.argmax(foot[::-1], axis=0), -1)
+    half = max(1, round(FOOT_SMOOTH_FRACTION * max(h, w) / 2))
+    for x in np.flatnonzero(has):
+        near = bottom[max(0, x - half) : x + half + 1]
+        cap = int(np.median(near[near >= 0])) + 1
+        foot[cap + 1 :, x] = False
+    return foot
+
+
+def _shadow_under_base(candidate: np.ndarray, differs: np.ndarray, dist: np.ndarray, tolerance: float) -> np.ndarray:
+    """The regions of ``candidate`` (shadow-like pixels below the product's base) that are a shadow.
+
+    A shadow darkens the surface gradually however sharp its edge looks, so where it meets the backdrop
+    its pixels are barely past ``tolerance``; a backdrop-toned product part below a coloured band (a
+    grey can's foot under its label) meets the backdrop in a step, its outline pixels a good share
+    of its depth. A region is a shadow when less than ``SHADOW_MAX_STEP_SHARE`` of its pixels next to
+    the backdrop are a step: farther from it than ``SHADOW_RIM_SHARE`` of the way from ``tolerance``
+    to the region's depth (the 90th percentile of its distances). A grey can's foot and the shadow it
+    stands in form one region that passes this test; :func:`product_foot` separates them first. A
+    region not next to the backdrop is none.
+    """
+    count, labels = cv2.connectedComponents(candidate.astype(np.uint8), connectivity=8)
+    out = np.zeros(candidate.shape, bool)
+    if count <= 1:
+        return out
+    rim = candidate & cv2.dilate((~differs).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    for label in range(1, count):
+        region = labels == label
+        edge = dist[region & rim]
+        if edge.size == 0:
+            continue
+        depth = float(np.percentile(dist[region], 90))
+        steps = edge > tolerance + SHADOW_RIM_SHARE * (depth - tolerance)
+        if float(steps.mean()) < SHADOW_MAX_STEP_SHARE:
+            out |= region
+    return out
+
+
+def below_base(product: np.ndarray) -> np.ndarray:
+    """The pixels (h, w) bool below the base of the confident ``product`` pixels (h, w) bool.
+
+    Only columns holding product (after a 3x3 opening, against grain) have a base. It is the column's
+    lowest product pixel, unless that lies more than ``SHADOW_BASE_SPAN_FRACTION`` of the long side
+    above the lowest within that distance either side: then the column's product is only a rim at
+    the top (the backdrop-toned flank of a can under its coloured lid), and the base is that lower
+    one. A rounded base (a jar's corners) rises less steeply, so its columns keep their own base and
+    the shadow wedged under the corner is below it.
+    """
+    core = cv2.morphologyEx(product.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
+    h, w = core.shape
+    has = core.any(axis=0)
+    lowest = np.where(has, h - 1 - np.argmax(core[::-1], axis=0), -1).astype(np.float32)
+    reach = max(1, round(SHADOW_BASE_SPAN_FRACTION * max(h, w)))
+    around = cv2.dilate(lowest[None, :], np.ones((1, 2 * reach + 1), np.uint8))[0]
+    base = np.where(around - lowest <= reach, lowest, around)
+    return (np.arange(h)[:, None] > base[None, :]) & has[None, :]
 
 
 def edge_strength(image: np.ndarray) -> np.ndarray:
@@ -325,7 +489,7 @@ def complete_mask(
     dist = _backdrop_distance(image, backdrop)
     differs = dist > tolerance
     opened = np.ones((3, 3), np.uint8)
-    shadow = cast_shadow(image, backdrop, tolerance=tolerance, noise=noise)
+    shadow, foot = _shadow_and_foot(image, backdrop, tolerance=tolerance, noise=noise)
     solid = cv2.morphologyEx((differs & ~shadow).astype(np.uint8), cv2.MORPH_OPEN, opened)
     reach = cv2.dilate(mask.astype(np.uint8), _disk(max(1, round(COMPLETE_REACH_FRACTION * side)))).astype(bool)
     count, labels = cv2.connectedComponents(solid, connectivity=8)
@@ -349,7 +513,9 @@ def complete_mask(
     clear = cv2.dilate(differs.astype(np.uint8), _disk(max(1, round(COMPLETE_CLEARANCE_FRACTION * side))))
     margin = _disk(max(2, round(COMPLETE_MARGIN_FRACTION * side)))
     far = ~cv2.dilate((mask | product).astype(np.uint8), margin).astype(bool)
-    backdrop_marker = (~differs & ~clear.astype(bool)) | far
+    # The shadow a backdrop-toned foot stands in: its smooth ramp would let the watershed's product flood,
+    # entering where the foot's edge is faint (a highlight), run along the shadow's isophotes.
+    backdrop_marker = (~differs & ~clear.astype(bool)) | far | (shadow & under_foot(foot))
     if keep_out is not None:
         backdrop_marker |= cv2.erode(keep_out.astype(np.uint8), opened).astype(bool)
     markers = np.zeros((h, w), np.int32)

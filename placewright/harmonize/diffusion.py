@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,9 @@ NATIVE_SIDE = {"sd": 512, "sdxl": 1024, "flux": 1024}
 GUIDANCE = {"sd": 7.5, "sdxl": 7.5, "flux-fill": 30.0, "flux": 3.5}
 # Flux's T5 prompt length when the tokenizer does not say (FLUX.1 uses 512).
 FLUX_MAX_SEQUENCE = 512
+# One inpainting at a time per process: variants share one loaded pipeline, and its tokenizers are not
+# thread-safe (two variants relit at once intermittently got each other's truncation: a 120-token failure).
+_LOCK = threading.Lock()
 
 
 def pipeline(class_name: str, spec: ModelSpec, memory: DiffusionMemorySettings) -> Any:
@@ -119,7 +123,7 @@ class DiffusersInpaintHarmonizer(Harmonizer):
             kwargs["max_sequence_length"] = min(FLUX_MAX_SEQUENCE, getattr(tokenizer, "model_max_length", 512))
         guidance = options.guidance if options.guidance is not None else GUIDANCE.get(family, 7.5)
         try:
-            with torch.inference_mode():
+            with _LOCK, torch.inference_mode():
                 result = pipe(
                     prompt=prompt,
                     image=Image.fromarray(cv2.resize(crop, size, interpolation=cv2.INTER_AREA)),

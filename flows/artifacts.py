@@ -112,5 +112,5 @@ def report_run(manifest: Manifest, manifest_url: str, sheet_preview: bytes | Non
             verdict = f"{verdict}: {variant.quality.summary()}"
         lines.append(f"| {row['variant']} | {row['scene']} | {verdict} | {image} | {row['backends']} |")
     create_markdown_artifact(
-        key=SUMMARY_KEY, markdown="\n".join(lines) + "\n", description=f"place-product run {run_id}"
+        key=SUMMARY_KEY, markdown="\n".join(lines) + "\n", description=f"run {run_id}: contact sheet, verdicts, links"
     )

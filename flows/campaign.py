@@ -353,5 +353,7 @@ def _report(summary: CampaignSummary, summary_url: str, sheet_preview: bytes) ->
         why = "; ".join(sorted({str(v.error) for v in failed})) or "-"
         lines.append(f"| {product.name} | {product.status} | {shown or '-'} | {why} |")
     create_markdown_artifact(
-        key=SUMMARY_KEY, markdown="\n".join(lines) + "\n", description=f"campaign {summary.campaign}"
+        key=SUMMARY_KEY,
+        markdown="\n".join(lines) + "\n",
+        description=f"campaign {summary.campaign}: contact sheet, verdicts, links",
     )

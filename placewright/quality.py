@@ -32,6 +32,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from placewright.cutout.refine import edge_strength, shadow_like
+from placewright.errors import first_line
 from placewright.ocr import (
     TextLine,
     edit_distance,
@@ -506,6 +507,31 @@ def ocr_signature(ocr: OcrSettings) -> str:
     return ",".join(f"{st.st_size}:{st.st_mtime_ns}" for st in stats)
 
 
+def _label_check(
+    source: np.ndarray,
+    source_sha256: str,
+    enhance_scale: float,
+    cutout_box: Box,
+    cutout_sha256: str,
+    product_box: Box,
+    final: np.ndarray,
+    fidelity: Check,
+    options: QualitySettings,
+    ocr: OcrSettings,
+) -> Check:
+    """The label check of :func:`check_variant`: the source's lines read where they were placed."""
+    reference = source_label(source, source_sha256, ocr)
+    read: list[str] = []
+    if reference:
+        boxes = placed_boxes(reference, enhance_scale=enhance_scale, cutout_box=cutout_box, product_box=product_box)
+        if fidelity.status == "pass":  # the product's pixels are the composite's: one reading per placed size
+            size = (product_box.width, product_box.height)
+            read = placed_label(final, reference, boxes, (source_sha256, cutout_sha256, size), ocr)
+        else:
+            read = read_boxes(final, boxes, options=ocr)
+    return check_label(None if reference is None else [line.text for line in reference], read, options)
+
+
 def check_variant(
     *,
     source: np.ndarray,
@@ -546,16 +572,23 @@ def check_variant(
     if enabled("placement", options):
         checks.append(check_placement(product_box, product_alpha, surface.line_y, size_fraction, options))
     if enabled("label", options):
-        reference = source_label(source, source_sha256, ocr)
-        read: list[str] = []
-        if reference:
-            boxes = placed_boxes(reference, enhance_scale=enhance_scale, cutout_box=cutout_box, product_box=product_box)
-            if fidelity.status == "pass":  # the product's pixels are the composite's: one reading per placed size
-                size = (product_box.width, product_box.height)
-                read = placed_label(final, reference, boxes, (source_sha256, cutout_sha256, size), ocr)
-            else:
-                read = read_boxes(final, boxes, options=ocr)
-        checks.append(check_label(None if reference is None else [line.text for line in reference], read, options))
+        try:
+            checks.append(
+                _label_check(
+                    source,
+                    source_sha256,
+                    enhance_scale,
+                    cutout_box,
+                    cutout_sha256,
+                    product_box,
+                    final,
+                    fidelity,
+                    options,
+                    ocr,
+                )
+            )
+        except Exception as exc:  # a broken OCR model must not lose the variant: the check says it could not run
+            checks.append(skipped("label", f"OCR failed: {type(exc).__name__}: {first_line(exc)}"))
     if enabled("shadow", options):
         checks.append(check_shadow(scene, final, product_alpha, product_box, options))
     if enabled("exposure", options):

@@ -175,3 +175,37 @@ def test_a_contact_shadow_kept_by_the_second_opinion_is_not_missing_product() ->
     assert check_cutout(image, truth, with_shadow, OPTIONS, reference_name="grabcut").status == "pass"
     kept = check_cutout(image, with_shadow, truth, OPTIONS, reference_name="u2net")
     assert kept.status == "fail" and "halo" in kept.detail
+
+
+def test_a_broken_ocr_model_skips_the_label_check_instead_of_losing_the_variant(tmp_path) -> None:
+    from placewright.quality import check_variant
+    from placewright.settings import ModelSpec, OcrSettings
+    from placewright.types import Surface
+
+    folder = tmp_path / "pp-ocrv4"
+    folder.mkdir()
+    (folder / "det.onnx").write_bytes(b"not a model")
+    (folder / "rec.onnx").write_bytes(b"not a model")
+    ocr = OcrSettings(model=ModelSpec(model=str(folder)))
+    image, alpha = _studio_shot()
+    box = Box.from_mask(alpha)
+    assert box is not None
+    report = check_variant(
+        source=image,
+        source_sha256="broken-ocr",
+        enhance_scale=1.0,
+        cutout_box=box,
+        cutout_sha256="x",
+        cutout_check=None,
+        size_fraction=0.6,
+        scene=image,
+        surface=Surface(line_y=box.y1 - 1, center_x=150, box=None, backend="test"),
+        composite=image,
+        product_alpha=alpha,
+        product_box=box,
+        final=image,
+        options=OPTIONS,
+        ocr=ocr,
+    )
+    label = next(c for c in report.checks if c.name == "label")
+    assert label.status == "skip" and label.detail.startswith("OCR failed:")

@@ -7,14 +7,14 @@ import mimetypes
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlparse
 
 from placewright.errors import InvalidInput
+from placewright.url_guard import FetchTimedOut, UrlRefused, guarded_get
 from placewright.validation import one_line, shown
 
-# Downloads are read and written in chunks of this many bytes.
-DOWNLOAD_CHUNK_BYTES = 64 * 1024
 # File extensions trusted from a URL's path, and the extension written for each image content type.
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 CONTENT_TYPE_EXTENSIONS = {
@@ -34,24 +34,32 @@ GENERIC_CONTENT_TYPES = frozenset({"application/octet-stream", "binary/octet-str
 SHA_NAME_CHARS = 16
 
 
-def fetch_product(url: str, dest_dir: Path, *, max_bytes: int, timeout_s: float) -> Path:
-    """Download a product image into ``dest_dir``.
+def fetch_product(
+    url: str, dest_dir: Path, *, max_bytes: int, timeout_s: float, allowed_hosts: Sequence[str] = ()
+) -> Path:
+    """Download a product image into ``dest_dir``, from public addresses only.
 
-    Redirects are followed; the body is streamed to a temporary name in ``dest_dir`` and renamed to
-    ``<sha256(url)[:16]><ext>`` once complete (``ext`` from the URL's path, else the content type).
+    The URL goes through :func:`placewright.url_guard.guarded_get`: its host and every redirect's
+    (at most ``url_guard.MAX_REDIRECTS``) must resolve to globally reachable addresses unless
+    ``allowed_hosts`` opens them, and the request goes to the address that was checked. The body is
+    streamed to a temporary name in ``dest_dir`` and renamed to ``<sha256(url)[:16]><ext>`` once
+    complete (``ext`` from the URL's path, else the content type).
 
     Args:
         url: an http or https URL.
         dest_dir: folder the caller owns (created if missing); on failure nothing is left in it.
         max_bytes: refuse bodies larger than this.
-        timeout_s: limit for connecting, for each read, and for the whole download.
+        timeout_s: limit for the whole download (resolving, connecting, every read, the body).
+        allowed_hosts: ``limits.allowed_hosts``: host names, IP addresses or CIDR networks that may
+            be fetched from although they are not public.
 
     Returns:
         The downloaded file's path.
 
     Raises:
-        InvalidInput: one line naming the URL: not http(s), connection failure or timeout, HTTP
-            error status, a content type that is not an image, or a body over ``max_bytes``.
+        InvalidInput: one line naming the URL: not http(s), a refused address or redirect, connection
+            failure or timeout, HTTP error status, a content type that is not an image, or a body over
+            ``max_bytes``.
     """
     import httpx
 
@@ -61,10 +69,11 @@ def fetch_product(url: str, dest_dir: Path, *, max_bytes: int, timeout_s: float)
     deadline = time.monotonic() + timeout_s
     partial: str | None = None
     try:
-        with (
-            httpx.Client(follow_redirects=True, timeout=timeout_s) as client,
-            client.stream("GET", url) as response,
-        ):
+        # identity: the size limit then counts the bytes sent (no decompression bombs).
+        with guarded_get(
+            url, allowlist=allowed_hosts, deadline=deadline, headers={"Accept-Encoding": "identity"}
+        ) as fetched:
+            response = fetched.response
             if response.status_code >= 400:
                 raise InvalidInput(f"product URL {url}: HTTP {response.status_code} {response.reason_phrase}".rstrip())
             content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -75,20 +84,20 @@ def fetch_product(url: str, dest_dir: Path, *, max_bytes: int, timeout_s: float)
             fd, partial = tempfile.mkstemp(dir=dest_dir, prefix=".download-", suffix=".part")
             received = 0
             with os.fdopen(fd, "wb") as handle:
-                for chunk in response.iter_bytes(DOWNLOAD_CHUNK_BYTES):
-                    received += len(chunk)
+                for piece in fetched.iter_bytes():
+                    received += len(piece)
                     if received > max_bytes:
                         raise InvalidInput(f"product URL {url}: more than {max_bytes} bytes (the limit)")
-                    if time.monotonic() > deadline:
-                        raise InvalidInput(f"product URL {url}: download took longer than {timeout_s:g} s")
-                    handle.write(chunk)
+                    handle.write(piece)
         target = dest_dir / f"{hashlib.sha256(url.encode()).hexdigest()[:SHA_NAME_CHARS]}{extension}"
         os.replace(partial, target)
         partial = None
         return target
-    except httpx.TimeoutException:
+    except (FetchTimedOut, httpx.TimeoutException):
         raise InvalidInput(f"product URL {url}: timed out after {timeout_s:g} s") from None
-    except httpx.HTTPError as exc:
+    except UrlRefused as exc:
+        raise InvalidInput(f"product URL {url}: {exc}") from None
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise InvalidInput(f"product URL {url}: cannot download: {one_line(str(exc)) or type(exc).__name__}") from None
     finally:
         if partial is not None:

@@ -105,7 +105,11 @@ def plan_run(request: RunRequest, settings: Settings, *, downloads: Path) -> Run
     if request.product.startswith(("http://", "https://")):
         limits = settings.limits
         fetched = fetch_product(
-            request.product, downloads, max_bytes=limits.max_file_bytes, timeout_s=limits.download_timeout_s
+            request.product,
+            downloads,
+            max_bytes=limits.max_file_bytes,
+            timeout_s=limits.download_timeout_s,
+            allowed_hosts=limits.allowed_hosts,
         )
         product_file = str(fetched)
     product_image = load_image(product_file, limits=settings.limits, what="product image")

@@ -28,6 +28,7 @@ from pydantic_settings import (
 from placewright.errors import InvalidInput
 from placewright.request import OutputSize, SurfacePhrase
 from placewright.types import OutputFormat, Size, UrlMode
+from placewright.url_guard import normalise_allowlist_entry
 from placewright.validation import describe, one_line
 
 
@@ -63,12 +64,22 @@ class DiffusionMemorySettings(Section):
 
 
 class LimitsSettings(Section):
-    """What input images are accepted."""
+    """What input images are accepted, and where product URLs may be fetched from."""
 
     max_pixels: int = Field(64_000_000, gt=0, description="Refuse images with more pixels (decompression bombs).")
     min_side: int = Field(32, gt=0, description="Refuse images whose shorter side is smaller than this.")
     max_file_bytes: int = Field(200 * 1024 * 1024, gt=0, description="Refuse files larger than this.")
     download_timeout_s: float = Field(60.0, gt=0, le=3600, description="Time limit of fetching a product URL.")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="URLs fetched for a user (product URLs) may only reach public addresses; these host names "
+        '(exact), IP addresses or CIDR networks are allowed too, e.g. ["minio.internal", "10.0.0.0/8"].',
+    )
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_entries(cls, value: list[str]) -> list[str]:
+        return [normalise_allowlist_entry(entry) for entry in value]
 
 
 class OcrSettings(Section):

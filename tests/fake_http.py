@@ -1,12 +1,14 @@
 """A JSON-over-HTTP server on 127.0.0.1 for tests that speak to a real client (openai, httpx).
 
-Subclasses decide what each POST gets by overriding :meth:`FakeJsonServer.answer`. Every request
-is kept in ``requests`` (path, Authorization header, JSON body) and its handling time in
-``seconds``; the server runs in a thread for the length of a ``with`` block.
+Subclasses decide what each POST gets by overriding :meth:`FakeJsonServer.answer`, and what each
+GET gets by overriding :meth:`FakeJsonServer.get`. Every POST is kept in ``requests`` (path,
+Authorization header, JSON body) and its handling time in ``seconds``, every GET in ``gets`` (path,
+Host header); the server runs in a thread for the length of a ``with`` block.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -17,6 +19,7 @@ from typing import Any, Self
 class FakeJsonServer:
     def __init__(self, url_path: str = "") -> None:
         self.requests: list[dict[str, Any]] = []
+        self.gets: list[dict[str, Any]] = []
         self.seconds: list[float] = []
         fake = self
 
@@ -37,6 +40,11 @@ class FakeJsonServer:
                     pass
                 fake.seconds.append(time.perf_counter() - started)
 
+            def do_GET(self) -> None:
+                fake.gets.append({"path": self.path, "host": self.headers.get("Host")})
+                with contextlib.suppress(OSError):  # the client gave up (timeout tests)
+                    fake.get(self)
+
             def log_message(self, *args: object) -> None:
                 pass
 
@@ -48,6 +56,15 @@ class FakeJsonServer:
     def answer(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """``(HTTP status, JSON payload)`` for one POST; the default is a 404."""
         return 404, {"detail": "Not Found"}
+
+    def get(self, handler: BaseHTTPRequestHandler) -> None:
+        """Answer one GET through ``handler`` (``send_response``, ``wfile``...); the default is a 404.
+
+        Every GET is kept in ``gets`` (path, Host header) before this is called.
+        """
+        handler.send_response(404)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
 
     def __enter__(self) -> Self:
         self.thread.start()

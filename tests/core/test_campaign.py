@@ -270,6 +270,7 @@ def test_requests_variants_per_scene(campaign_dir: Path) -> None:
 # --- fetch_product -------------------------------------------------------------------------------------------
 
 MAX_BYTES = 4096
+LOCAL = ["127.0.0.1"]  # the test server is on loopback, which the URL guard refuses unless allowed
 PNG = png_bytes("blue", 16)
 BIG = b"\x89PNG" + b"\0" * (MAX_BYTES * 2)
 
@@ -329,11 +330,11 @@ def server() -> Iterator[str]:
 )
 def test_fetch_product_writes_exact_bytes(server: str, tmp_path: Path, path: str, extension: str) -> None:
     dest = tmp_path / "downloads"
-    got = fetch_product(server + path, dest, max_bytes=MAX_BYTES, timeout_s=5)
+    got = fetch_product(server + path, dest, max_bytes=MAX_BYTES, timeout_s=5, allowed_hosts=LOCAL)
     assert got.parent == dest and got.suffix == extension and len(got.stem) == 16
     assert got.read_bytes() == PNG
     assert list(dest.iterdir()) == [got]
-    again = fetch_product(server + path, dest, max_bytes=MAX_BYTES, timeout_s=5)
+    again = fetch_product(server + path, dest, max_bytes=MAX_BYTES, timeout_s=5, allowed_hosts=LOCAL)
     assert again == got and list(dest.iterdir()) == [got]
 
 
@@ -353,7 +354,7 @@ def test_fetch_product_invalid_input(server: str, tmp_path: Path, path: str, exp
     dest.mkdir()
     url = server + path
     with pytest.raises(InvalidInput) as caught:
-        fetch_product(url, dest, max_bytes=MAX_BYTES, timeout_s=0.3)
+        fetch_product(url, dest, max_bytes=MAX_BYTES, timeout_s=0.3, allowed_hosts=LOCAL)
     message = str(caught.value)
     assert expected in message and url in message and "\n" not in message
     assert list(dest.iterdir()) == []
@@ -365,7 +366,7 @@ def test_fetch_product_connection_error(tmp_path: Path) -> None:
     probe.server_close()  # nothing listens on this port any more
     dest = tmp_path / "downloads"
     with pytest.raises(InvalidInput, match=f"product URL http://127.0.0.1:{port}/p.png: cannot download"):
-        fetch_product(f"http://127.0.0.1:{port}/p.png", dest, max_bytes=MAX_BYTES, timeout_s=2)
+        fetch_product(f"http://127.0.0.1:{port}/p.png", dest, max_bytes=MAX_BYTES, timeout_s=2, allowed_hosts=LOCAL)
     assert list(dest.iterdir()) == []
 
 

@@ -92,7 +92,9 @@ def test_unavailable_with_a_clear_reason_until_pulled(tmp_path: Path) -> None:
     assert "u2net@-" in CUTTERS.signature("auto", options(tmp_path))
     missing = CutoutSettings(u2net=ModelSpec(model="nope.onnx", models_dir=tmp_path))
     assert "no weights file 'nope.onnx'" in U2netCutter.unavailable_reason(missing)
-    assert "is not supported here; name a .onnx file" in U2netCutter.unavailable_reason(CutoutSettings(u2net=ModelSpec(model="a/b")))
+    assert "is not supported here; name a .onnx file" in U2netCutter.unavailable_reason(
+        CutoutSettings(u2net=ModelSpec(model="a/b"))
+    )
     assert U2netCutter.source(options(tmp_path)) == f"u2netp (in {tmp_path}/rembg)"
 
 

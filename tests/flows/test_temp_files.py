@@ -73,6 +73,8 @@ def test_campaign_downloads_are_removed_after_success_and_failure(
     temp.mkdir()
     monkeypatch.setenv("TMPDIR", str(temp))
     monkeypatch.setattr(tempfile, "tempdir", None)
+    monkeypatch.setenv("PLACEWRIGHT_LIMITS__ALLOWED_HOSTS", '["127.0.0.1"]')  # the URL guard refuses loopback
+    get_settings.cache_clear()
     try:
         campaign = {
             "name": "from-urls",

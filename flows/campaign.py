@@ -2,9 +2,11 @@
 
 A campaign expands into one run request per product (:meth:`CampaignSpec.requests`: the same
 contract as ``place-product``'s). Outputs go under ``<out>/<campaign name>/<run_id>/``: one folder
-per product (its images and ``manifest.json``, as place-product writes them) and ``campaign.json``,
-the :class:`~placewright.manifest.CampaignSummary`, written last. All products' stages are
-submitted at once and run side by side on the task runner.
+per product (its images, contact sheet, gallery and ``manifest.json``, as place-product writes them),
+the campaign's contact sheet and ``index.html`` gallery, and ``campaign.json``, the
+:class:`~placewright.manifest.CampaignSummary`, written last. All products' stages are submitted at
+once and run side by side on the task runner; every variant passes the quality gate, and the
+variants it sends back are made again round by round for all products together.
 
 **Final state.** A broken product (an unreadable file, a URL that fails, a product the cut-out
 refuses) or a failed variant does not stop the others: what finished is published and the summary

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
-from placewright.cutout.refine import edge_strength, shadow_like
+from placewright.cutout.refine import disk, edge_strength, shadow_like
 from placewright.errors import first_line
 from placewright.ocr import (
     TextLine,
@@ -44,7 +44,7 @@ from placewright.ocr import (
     read_text,
 )
 from placewright.settings import OcrSettings, QualitySettings
-from placewright.types import Box, Surface
+from placewright.types import LUMA_WEIGHTS, Box, Surface
 
 CheckName = Literal["fidelity", "cutout", "placement", "label", "shadow", "exposure"]
 CHECKS: tuple[CheckName, ...] = ("fidelity", "cutout", "placement", "label", "shadow", "exposure")
@@ -175,10 +175,6 @@ def _resized(image: np.ndarray, scale: float, interpolation: int = cv2.INTER_ARE
     return cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=interpolation)
 
 
-def _disc(radius: int) -> np.ndarray:
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-
-
 def backdrop_around(rgb: np.ndarray, mask: np.ndarray, ring_px: int = BACKDROP_RING_PX) -> np.ndarray:
     """The backdrop colour near every pixel: the average of a ring outside ``mask``, spread by a wide blur.
 
@@ -186,7 +182,7 @@ def backdrop_around(rgb: np.ndarray, mask: np.ndarray, ring_px: int = BACKDROP_R
     whole image does not.
     """
     mask_u8 = mask.astype(np.uint8)
-    ring = (cv2.dilate(mask_u8, _disc(ring_px)) > 0) & ~mask
+    ring = (cv2.dilate(mask_u8, disk(ring_px)) > 0) & ~mask
     if not ring.any():
         ring = ~mask
     weight = ring.astype(np.float32)
@@ -261,14 +257,14 @@ def check_cutout(
     # which one backend may keep with the product. Its edge can be as sharp as an outline (a contact
     # shadow), so there colour and place decide, not the edge.
     shadow = shadow_like(work_rgb, backdrop, BACKDROP_LIKE_LEVELS) & _under(mask & second)
-    tolerance = _disc(CUTOUT_EDGE_TOLERANCE_PX)
+    tolerance = disk(CUTOUT_EDGE_TOLERANCE_PX)
     grown_mask = cv2.dilate(mask.astype(np.uint8), tolerance) > 0
     grown_second = cv2.dilate(second.astype(np.uint8), tolerance) > 0
     product_area = float(second.sum())
     union = (mask | second).astype(np.uint8)
     outside = union == 0
     # The backdrop's grain, from a ring clear of both masks' edges (blurred edges would count as grain).
-    ring = (cv2.dilate(union, _disc(GRAIN_RING_OUTER_PX)) > 0) & ~(cv2.dilate(union, _disc(GRAIN_RING_INNER_PX)) > 0)
+    ring = (cv2.dilate(union, disk(GRAIN_RING_OUTER_PX)) > 0) & ~(cv2.dilate(union, disk(GRAIN_RING_INNER_PX)) > 0)
     level = max(OUTLINE_SHARP_LEVELS, OUTLINE_NOISE_FACTOR * _grain(work_rgb, ring))
     # Step heights (0-255 levels), a pixel's offset tolerated: where a part meets the backdrop.
     edges = cv2.dilate(edge_strength(cv2.GaussianBlur(work_rgb, (0, 0), 1.0)), np.ones((3, 3), np.uint8))
@@ -292,7 +288,7 @@ def check_cutout(
     perimeter = max(1.0, float(outline.sum()))
     # The halo's average width over the whole outline, in the photo's pixels: its area, plus the
     # tolerance band along the stretch of outline it covers (the band starts that far out).
-    covered = float((outline & (cv2.dilate(halo.astype(np.uint8), _disc(CUTOUT_EDGE_TOLERANCE_PX + 1)) > 0)).sum())
+    covered = float((outline & (cv2.dilate(halo.astype(np.uint8), disk(CUTOUT_EDGE_TOLERANCE_PX + 1)) > 0)).sum())
     halo_px = (float(halo.sum()) + covered * CUTOUT_EDGE_TOLERANCE_PX) / perimeter / scale
 
     missing_limit, halo_limit = options.cutout_max_missing, options.cutout_max_halo_px
@@ -383,7 +379,7 @@ def check_label(source_lines: Sequence[str] | None, read_lines: Sequence[str], o
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
-    return rgb[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return rgb[..., :3].astype(np.float32) @ LUMA_WEIGHTS
 
 
 def check_shadow(

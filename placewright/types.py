@@ -14,6 +14,9 @@ import numpy as np
 
 from placewright.errors import InvalidInput
 
+# Rec. 601 luma: how bright a pixel looks (every stage that weighs brightness uses these).
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
 OutputFormat = Literal["webp", "jpeg", "png"]
 # How the manifest's URLs are made: see StorageSettings.urls.
 UrlMode = Literal["auto", "presigned", "public", "plain"]

@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from placewright.settings import CompositeSettings
+from placewright.types import LUMA_WEIGHTS
 
 # Rec. 601 luma weights.
-LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 # Only part of a scene's colour is its light (the rest is the surfaces' own colour: a
 # wooden table is brown under white light), so only this share of its cast is transferred.
 CAST_SHARE = 0.5

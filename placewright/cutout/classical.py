@@ -33,6 +33,7 @@ from placewright.cutout.refine import (
     cast_shadow,
     clean_mask,
     complete_mask,
+    disk,
     fill_soft_notches,
     open_see_through_holes,
     refine_alpha,
@@ -262,7 +263,7 @@ def refine_backdrop(image: np.ndarray, model: BackdropModel, tolerance: float) -
         indexing="ij",
     )
     design = _poly_design(xx.ravel(), yy.ravel(), BACKDROP_POLY_DEGREE)
-    clearance = _disk(max(1, round(PRODUCT_CLEARANCE_FRACTION * max(h, w))))
+    clearance = disk(max(1, round(PRODUCT_CLEARANCE_FRACTION * max(h, w))))
     strip = max(2, round(BORDER_FRACTION * min(h, w)))
     noise = model.noise
     for _ in range(BACKDROP_REFINE_ROUNDS):
@@ -299,15 +300,11 @@ def backdrop_grain(image: np.ndarray, backdrop: np.ndarray, tolerance: float) ->
     """
     diff = image - backdrop
     differs = np.einsum("hwc,hwc->hw", diff, diff) > tolerance * tolerance
-    clear = ~cv2.dilate(differs.astype(np.uint8), _disk(math.ceil(3 * GRAIN_BLUR_PX))).astype(bool)
+    clear = ~cv2.dilate(differs.astype(np.uint8), disk(math.ceil(3 * GRAIN_BLUR_PX))).astype(bool)
     if not clear.any():
         return 0.0
     detail = image - cv2.GaussianBlur(image, (0, 0), GRAIN_BLUR_PX)
     return float(np.sqrt(np.einsum("hwc,hwc->hw", detail, detail)[clear].mean()))
-
-
-def _disk(radius: int) -> np.ndarray:
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
 class GrabCutCutter(Cutter):
@@ -402,8 +399,8 @@ class GrabCutCutter(Cutter):
             labels[in_box] = cv2.GC_PR_FGD  # no colour cue: GrabCut's plain rectangle seed
             return labels
         margin = max(2, round(UNCERTAIN_MARGIN_FRACTION * side))
-        near = cv2.dilate(candidate.astype(np.uint8), _disk(margin)).astype(bool) & in_box
-        core = cv2.erode(candidate.astype(np.uint8), _disk(max(1, round(CORE_ERODE_FRACTION * side))))
+        near = cv2.dilate(candidate.astype(np.uint8), disk(margin)).astype(bool) & in_box
+        core = cv2.erode(candidate.astype(np.uint8), disk(max(1, round(CORE_ERODE_FRACTION * side))))
         labels[near] = cv2.GC_PR_BGD
         labels[candidate] = cv2.GC_PR_FGD
         labels[core.astype(bool)] = cv2.GC_FGD

@@ -176,7 +176,8 @@ def fill_enclosed_holes(mask: np.ndarray) -> np.ndarray:
     return ~outside[1:-1, 1:-1]
 
 
-def _disk(radius: int) -> np.ndarray:
+def disk(radius: int) -> np.ndarray:
+    """A filled disc of ``radius`` pixels, the structuring element of every grow and shrink."""
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
@@ -248,7 +249,7 @@ def _shadow_and_foot(
     flat = np.pad(~differs & ~sharp, 1, constant_values=True).astype(np.uint8)
     _, flat_labels = cv2.connectedComponents(flat, connectivity=4)
     open_px = (flat_labels == flat_labels[0, 0])[1:-1, 1:-1]
-    facing = sharp & cv2.dilate(open_px.astype(np.uint8), _disk(SHADOW_FACING_PX)).astype(bool)
+    facing = sharp & cv2.dilate(open_px.astype(np.uint8), disk(SHADOW_FACING_PX)).astype(bool)
     total = np.maximum(np.bincount(around.ravel(), minlength=count).astype(np.float32), 1.0)
     outlined = np.bincount(around[facing], minlength=count).astype(np.float32)
     is_shadow = np.zeros(count, bool)
@@ -491,7 +492,7 @@ def complete_mask(
     opened = np.ones((3, 3), np.uint8)
     shadow, foot = _shadow_and_foot(image, backdrop, tolerance=tolerance, noise=noise)
     solid = cv2.morphologyEx((differs & ~shadow).astype(np.uint8), cv2.MORPH_OPEN, opened)
-    reach = cv2.dilate(mask.astype(np.uint8), _disk(max(1, round(COMPLETE_REACH_FRACTION * side)))).astype(bool)
+    reach = cv2.dilate(mask.astype(np.uint8), disk(max(1, round(COMPLETE_REACH_FRACTION * side)))).astype(bool)
     count, labels = cv2.connectedComponents(solid, connectivity=8)
     touching = np.zeros(count, bool)
     touching[labels[reach & solid.astype(bool)]] = True
@@ -505,13 +506,13 @@ def complete_mask(
     touching[0] = False
     product = touching[labels]
     if trusted:
-        product |= cv2.erode(mask.astype(np.uint8), _disk(TRUSTED_CORE_PX)).astype(bool)
+        product |= cv2.erode(mask.astype(np.uint8), disk(TRUSTED_CORE_PX)).astype(bool)
     if keep_out is not None:
         product &= ~keep_out
     if not product.any():
         return mask
-    clear = cv2.dilate(differs.astype(np.uint8), _disk(max(1, round(COMPLETE_CLEARANCE_FRACTION * side))))
-    margin = _disk(max(2, round(COMPLETE_MARGIN_FRACTION * side)))
+    clear = cv2.dilate(differs.astype(np.uint8), disk(max(1, round(COMPLETE_CLEARANCE_FRACTION * side))))
+    margin = disk(max(2, round(COMPLETE_MARGIN_FRACTION * side)))
     far = ~cv2.dilate((mask | product).astype(np.uint8), margin).astype(bool)
     # The shadow a backdrop-toned foot stands in: its smooth ramp would let the watershed's product flood,
     # entering where the foot's edge is faint (a highlight), run along the shadow's isophotes.

@@ -15,9 +15,9 @@ import numpy as np
 
 from placewright.enhance import Enhancer
 from placewright.settings import EnhanceSettings
+from placewright.types import LUMA_WEIGHTS
 
 # Rec. 601 luma weights: the classic perceptual weighting of R, G and B.
-LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 # Alpha at or above this (0-255) counts as "has a trustworthy colour" when colour is bled
 # into transparent pixels before resampling (so transparent black does not darken edges).
 OPAQUE_ENOUGH = 8

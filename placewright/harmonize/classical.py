@@ -20,9 +20,9 @@ import numpy as np
 
 from placewright.harmonize import Harmonizer
 from placewright.settings import HarmonizeSettings
+from placewright.types import LUMA_WEIGHTS
 
 # Rec. 601 luma weights.
-LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 # Light matching moves the ring's brightness this share of the way toward the product
 # edge's brightness at full weight (then bounded by max_change).
 LIGHT_MATCH = 0.3

@@ -30,10 +30,9 @@ import numpy as np
 
 from placewright.locate import Locator
 from placewright.settings import LocateSettings
-from placewright.types import Box, Surface
+from placewright.types import LUMA_WEIGHTS, Box, Surface
 
 # Rec. 601 luma weights: the classic perceptual weighting of R, G and B.
-LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 # Width of the row-wise blur as a fraction of the image width: wide enough to average away
 # wood grain and noise and to shrink narrow vertical objects, narrow next to a table's span.
 HSMOOTH_FRACTION = 1 / 24

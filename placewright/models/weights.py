@@ -64,6 +64,11 @@ def find_rembg_model(spec: ModelSpec, *, backend: str, unsupported: frozenset[st
     raise BackendUnavailable(f"{backend} model {name!r} not found (looked in: {looked}); {hint}")
 
 
+def rembg_model_source(spec: ModelSpec) -> str:
+    """Where :func:`find_rembg_model` looks, for ``placewright models``: the file, or the name and its folder."""
+    return spec.model if spec.model.lower().endswith(".onnx") else f"{spec.model} (in {spec.models_dir}/rembg)"
+
+
 def find_pretrained(spec: ModelSpec) -> Path:
     """A local model folder (``config.json``) or diffusers pipeline folder (``model_index.json``) for
     ``spec.model``: a path, or a repo id in the HF cache.

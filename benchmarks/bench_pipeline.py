@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -79,7 +80,8 @@ def product_stages(settings: Settings) -> tuple[dict[str, float], object, object
     return times, cut, analysis
 
 
-def variant_stages(settings: Settings, index: int, cut: object, analysis: object) -> dict[str, float]:
+def make_variant(settings: Settings, index: int, cut: Any, analysis: Any) -> tuple[dict[str, float], dict[str, Any]]:
+    """Variant ``index``'s stages on the classical core: each stage's seconds, and what each made."""
     times: dict[str, float] = {}
     scene, times["scene"] = _timed(
         lambda: generate_scene(
@@ -102,6 +104,12 @@ def variant_stages(settings: Settings, index: int, cut: object, analysis: object
     final, times["harmonize"] = _timed(
         lambda: harmonize(placed.image, placed.product_alpha, seed=index, prompt=None, options=settings.harmonize)
     )
+    return times, {"scene": scene, "locate": located, "composite": placed, "harmonize": final}
+
+
+def variant_stages(settings: Settings, index: int, cut: Any, analysis: Any) -> dict[str, float]:
+    times, made = make_variant(settings, index, cut, analysis)
+    final = made["harmonize"]
     _, times["encode webp"] = _timed(lambda: encode_image(final.image, "webp", quality=settings.output.quality))
     return times
 

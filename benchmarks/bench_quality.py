@@ -30,21 +30,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_pipeline import PRODUCT, PROMPTS, SIZE  # noqa: E402  (the same product, scenes and size)
+from bench_pipeline import PRODUCT, PROMPTS, SIZE, make_variant  # noqa: E402  (the same product, scenes, stages)
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from placewright.analyze import analyze  # noqa: E402
-from placewright.composite import composite  # noqa: E402
 from placewright.cutout import cut_out  # noqa: E402
 from placewright.cutout.verify import verified_cut_out  # noqa: E402
 from placewright.enhance import enhance  # noqa: E402
-from placewright.harmonize import harmonize  # noqa: E402
 from placewright.imageio import load_image  # noqa: E402
-from placewright.locate import locate  # noqa: E402
 from placewright.models.pull import get, pull  # noqa: E402
 from placewright.quality import _PLACED_LABELS, _SOURCE_LABELS, check_variant, source_label  # noqa: E402
-from placewright.scene import generate_scene  # noqa: E402
 from placewright.settings import Settings  # noqa: E402
 
 TARGET = 0.15
@@ -81,21 +77,9 @@ def measure(settings: Settings, variants: int, repeats: int) -> dict[str, float]
     _, t_source_label = _median(read_source, repeats)
     pipeline_variant, gate_variant = 0.0, 0.0
     for index in range(variants):
-        prompt = PROMPTS[index % len(PROMPTS)]
-        started = time.perf_counter()
-        scene = generate_scene(prompt, size=SIZE, seed=index, options=settings.scene, surface=settings.surface)
-        found = locate(scene.image, phrase=settings.surface, known=scene.surface, options=settings.locate)
-        placed = composite(
-            scene.image,
-            cut.rgba,
-            surface=found.surface,
-            analysis=analysis.analysis,
-            surface_phrase=settings.surface,
-            options=settings.composite,
-            seed=index,
-        )
-        final = harmonize(placed.image, placed.product_alpha, seed=index, prompt=prompt, options=settings.harmonize)
-        pipeline_variant += time.perf_counter() - started
+        times, made = make_variant(settings, index, cut, analysis)  # the flow's variant stages, timed
+        pipeline_variant += sum(times.values())
+        scene, found, placed, final = made["scene"], made["locate"], made["composite"], made["harmonize"]
 
         arguments = dict(
             source=loaded.pixels,

@@ -236,8 +236,7 @@ def _signature(backend: type[Backend[Any]], options: Any) -> str:
     """``name@version[:weights identity]``, or ``name@-`` when the backend cannot run here."""
     if backend.unavailable_reason(options) is not None:
         return f"{backend.name}@-"
-    weights = getattr(backend, "weights", None)  # duck-typed stand-ins (tests) may have none
-    spec = weights(options) if weights is not None and options is not None else None
+    spec = backend.weights(options) if options is not None else None
     if spec is None:
         return f"{backend.name}@{backend.version}"
     try:

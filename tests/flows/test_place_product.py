@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from placewright.enhance import ENHANCERS
+from placewright.enhance import ENHANCERS, Enhancer
 from placewright.errors import TransientBackendError
 from tests.flows.runs import place, place_state
 
@@ -100,20 +100,13 @@ def test_cache_follows_content_not_path(example_product: Path, tmp_path: Path, s
     assert stage_calls["analyze"] == 2, "the file name is part of the analysis input"
 
 
-class _Flaky:
-    """An enhance backend that fails transiently a set number of times."""
+class _Flaky(Enhancer):
+    """An enhance backend that fails transiently a set number of times (registered per test, below)."""
 
-    name: ClassVar[str] = "flaky"
-    version: ClassVar[str] = "1"
+    name = "flaky"
+    version = "1"
     failures_left: ClassVar[int] = 0
     calls: ClassVar[int] = 0
-
-    @classmethod
-    def unavailable_reason(cls, options: object = None) -> str | None:
-        return None
-
-    def __init__(self, options: object) -> None:
-        pass
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         type(self).calls += 1
@@ -121,6 +114,9 @@ class _Flaky:
             type(self).failures_left -= 1
             raise TransientBackendError("HTTP 503 from the upscaler")
         return image.copy(), 1.0
+
+
+ENHANCERS._backends.pop(_Flaky.name)  # defining it registered it everywhere; each test puts it in for itself
 
 
 @pytest.mark.parametrize(("failures", "expected_backend"), [(1, "flaky"), (5, "lanczos")])

@@ -107,8 +107,12 @@ def product_fidelity(reference: np.ndarray, encoded: bytes, product_alpha: np.nd
 
 def new_run_id(now: datetime | None = None) -> str:
     """A sortable, unique run id such as ``20261122T041502Z-3f9a1c``."""
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{uuid.uuid4().hex[:6]}"
+    return run_id_for(now or datetime.now(UTC), uuid.uuid4().hex)
+
+
+def run_id_for(created: datetime, unique_hex: str) -> str:
+    """The run id of a run started at ``created``: its UTC time, then 6 hex digits of ``unique_hex`` (a flow run's id)."""
+    return f"{created.astimezone(UTC):%Y%m%dT%H%M%SZ}-{unique_hex[:6]}"
 
 
 def variant_filename(variant: Variant, fmt: str, *, preview: bool = False) -> str:

@@ -82,6 +82,26 @@ class LimitsSettings(Section):
         return [normalise_allowlist_entry(entry) for entry in value]
 
 
+class AccessSettings(Section):
+    """What a run that arrives from outside (the Prefect UI, a deployment, the HTTP service) may read and write.
+
+    The CLI reads and writes where its user says. A flow run of a deployment, a campaign filled in a
+    form and a job of the HTTP service are someone else's request: their local paths and non-http
+    URLs (``file://``, ``s3://``, any fsspec URL) must lie under an input root, and their ``out``
+    under an output root. http(s) URLs go through the URL guard (public addresses only) instead.
+    """
+
+    input_roots: list[str] = Field(
+        default_factory=lambda: ["."],
+        description="Folders or storage URL prefixes that remote runs may read products, backgrounds and "
+        "campaign files from. Default: the worker's working directory (the checkout: examples/ works).",
+    )
+    output_roots: list[str] = Field(
+        default_factory=list,
+        description="Folders or storage URL prefixes that remote runs may publish to. Empty: out_dir only.",
+    )
+
+
 class OcrSettings(Section):
     """Offline text reading (PP-OCRv4 ONNX models run by onnxruntime): the enhance stage's label guard."""
 
@@ -426,6 +446,11 @@ class StorageSettings(Section):
     public_base_url: str | None = Field(
         None, description="Bucket website or CDN URL that serves the --out location's root (public URLs)."
     )
+    public_root: str | None = Field(
+        None,
+        description="The folder or storage URL that public_base_url serves, when it is not the --out location "
+        "itself (a CDN in front of a whole bucket, the service's /files): URLs are made relative to it.",
+    )
     presign_expiry_s: int = Field(
         7 * 24 * 3600, ge=1, le=7 * 24 * 3600, description="Lifetime of presigned URLs (S3 allows at most 7 days)."
     )
@@ -451,6 +476,63 @@ class StorageSettings(Section):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError(f"public_base_url must be an http(s) URL, got {value!r}")
         return value
+
+
+class ServiceSettings(Section):
+    """``placewright serve``: the HTTP job service, its workers and its webhooks."""
+
+    host: str = Field("127.0.0.1", min_length=1, description="Address the service listens on.")
+    port: int = Field(8000, ge=0, le=65535, description="Port the service listens on (0: any free port).")
+    public_url: str | None = Field(
+        None,
+        description="The service's URL as clients and browsers reach it (links in answers, published file "
+        "URLs). None: http://<host>:<port>.",
+    )
+    state_dir: Path = Field(
+        default_factory=lambda: Path(".placewright-service"),
+        description="The service's own records: API keys (hashed), jobs, idempotency keys, the webhook outbox.",
+    )
+    out: str | None = Field(
+        None,
+        description="Where jobs publish (a folder or storage URL); each key gets its own folder under it. "
+        "None: out_dir. A local folder is served read-only at /files.",
+    )
+    uploads: str | None = Field(
+        None,
+        description="Where uploaded product and background images are kept (a folder, or a storage URL that "
+        "workers on other machines can read). None: <state_dir>/uploads.",
+    )
+    deployment: str = Field(
+        "service", min_length=1, description="Name of the place-product deployment whose flow runs are jobs."
+    )
+    workers: int = Field(2, ge=0, le=64, description="Warm worker processes the service starts (0: none here).")
+    poll_interval_s: float = Field(0.2, gt=0, le=60, description="How often idle workers and the reconciler look.")
+    shutdown_grace_s: float = Field(
+        30.0, ge=0, le=3600, description="On shutdown, running jobs get this long; the rest resume on restart."
+    )
+    max_body_bytes: int = Field(
+        25 * 1024 * 1024, gt=0, description="Largest request body (a multipart upload included): 413 above it."
+    )
+    max_pixels: int = Field(40_000_000, gt=0, description="Largest uploaded image, in pixels: 413 above it.")
+    max_variants: int = Field(16, ge=1, le=64, description="Most variants (prompts + backgrounds) per job.")
+    rate_per_minute: int = Field(120, ge=1, description="Requests per minute per API key: 429 above it.")
+    max_active_jobs: int = Field(
+        64, ge=1, description="Most queued and running jobs per API key: 429 with Retry-After above it."
+    )
+    max_wait_s: float = Field(60.0, ge=0, le=600, description="The longest Prefer: wait=N a request may ask for.")
+    legacy_key: str | None = Field(
+        None,
+        description="The prototype's routes (/image/...) carry no API key: requests without one act as this key "
+        "(its name). None: those routes need a key like /v1.",
+    )
+    webhook_timeout_s: float = Field(15.0, gt=0, le=120, description="Time limit of one webhook delivery attempt.")
+    webhook_schedule_s: list[float] = Field(
+        default_factory=lambda: [0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400],
+        min_length=1,
+        description="Delay before each delivery attempt of an event (Standard Webhooks' schedule); after the "
+        "last failed attempt the event is given up.",
+    )
+    webhook_jitter: float = Field(0.1, ge=0, le=1, description="Random share added to each retry's delay.")
 
 
 class RetrySettings(Section):
@@ -611,6 +693,8 @@ class Settings(BaseSettings):
     runner: RunnerSettings = RunnerSettings()
     quality: QualitySettings = QualitySettings()
     faults: FaultSettings = FaultSettings()
+    access: AccessSettings = AccessSettings()
+    service: ServiceSettings = ServiceSettings()
 
     @model_validator(mode="after")
     def _fill_models_dir(self) -> Settings:

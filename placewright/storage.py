@@ -217,12 +217,32 @@ class Location:
         self.check_urls()
         mode = self.url_mode
         if mode == "public":
-            return f"{str(self.settings.public_base_url).rstrip('/')}/{key}"
+            return f"{str(self.settings.public_base_url).rstrip('/')}/{self.public_key(key)}"
         if mode == "presigned":
             return self._sign(self.path(key))
         if self.local:
             return Path(self.path(key)).resolve().as_uri()
         return self.uri(key)
+
+    def public_key(self, key: str) -> str:
+        """``key``'s path under the folder ``public_base_url`` serves: ``storage.public_root``, else this location.
+
+        Raises:
+            InvalidInput: the key lies outside ``public_root`` (no public URL can reach it).
+        """
+        base = self.settings.public_root
+        if not base:
+            return key
+        if self.local and is_local(base):
+            root, target = Path(base.removeprefix("file://")).resolve(), Path(self.path(key)).resolve()
+            if not target.is_relative_to(root):
+                raise InvalidInput(f"{target} is not under storage.public_root {base}: it has no public URL")
+            return target.relative_to(root).as_posix()
+        prefix = f"{base.rstrip('/')}/"
+        full = self.uri(key)
+        if not full.startswith(prefix):
+            raise InvalidInput(f"{full} is not under storage.public_root {base}: it has no public URL")
+        return full[len(prefix) :]
 
     def _sign(self, path: str) -> str:
         expiry = self.settings.presign_expiry_s

@@ -1,13 +1,15 @@
 """One guard for every URL fetched on a user's behalf: public addresses only, and deadlines that hold.
 
-A URL a user hands in (a product image today) must not reach into the network Placewright runs in:
-its host is resolved once, every answer is checked (:func:`check_address`: loopback, private,
-link-local including the 169.254.169.254 metadata service, CGNAT, multicast, reserved, IPv6 ULA and
-the IPv4-in-IPv6 forms of these are refused), and the request goes to the very address that was
-checked, with the original ``Host`` header and, for https, the original host name as TLS server name
-and for certificate verification (so a second DNS answer cannot swap the address). Redirects are
-followed by hand, each hop checked again. The operator's allowlist (``limits.allowed_hosts``: host
-names, IP addresses, CIDR networks) opens hosts such as an internal object store.
+A URL a user hands in (a product image, a webhook URL) must not reach into the network Placewright
+runs in: its host is resolved once, every answer is checked (:func:`check_address`: loopback,
+private, link-local including the 169.254.169.254 metadata service, CGNAT, multicast, reserved, IPv6
+ULA and the IPv4-in-IPv6 forms of these are refused), and the request goes to the very address that
+was checked, with the original ``Host`` header and, for https, the original host name as TLS server
+name and for certificate verification (so a second DNS answer cannot swap the address). Redirects
+are followed by hand, each hop checked again, or not at all (:func:`guarded_request` with
+``follow_redirects=False``, as webhook deliveries use it: the redirect is then the answer). The
+operator's allowlist (``limits.allowed_hosts``: host names, IP addresses, CIDR networks) opens hosts
+such as an internal object store.
 
 Deadlines: every connect and read waits at most the time left, the deadline is checked after every
 piece of the body, and a watchdog shuts the connection's socket when the deadline passes, so a server
@@ -203,7 +205,7 @@ def resolve_checked(
 
 @dataclass
 class GuardedResponse:
-    """The final response of :func:`guarded_get`, its body not read yet.
+    """The final response of :func:`guarded_request` (or :func:`guarded_get`), its body not read yet.
 
     Attributes:
         url: the URL that answered, with its host name (after redirects).
@@ -240,15 +242,18 @@ class GuardedResponse:
 
 
 @contextmanager
-def guarded_get(
+def guarded_request(
+    method: str,
     url: str,
     *,
     allowlist: Allowlist | Iterable[str],
     deadline: float,
     headers: Mapping[str, str] | None = None,
+    content: bytes | None = None,
+    follow_redirects: bool = True,
     max_redirects: int = MAX_REDIRECTS,
 ) -> Iterator[GuardedResponse]:
-    """GET ``url`` from checked addresses only, following redirects by hand, within ``deadline``.
+    """Send ``method`` to ``url`` at checked addresses only, following redirects by hand, within ``deadline``.
 
     Each hop (the URL, then every redirect target) must be http(s); its host is resolved and checked
     (:func:`resolve_checked`) and the request goes to a checked address, with the URL's ``Host``
@@ -256,15 +261,23 @@ def guarded_get(
     Environment proxies and ``.netrc`` are not used (a proxy would connect by name); ``SSL_CERT_FILE``
     and ``SSL_CERT_DIR`` still are.
 
+    Redirects are followed as browsers do: 307 and 308 repeat the method and body; 301, 302 and 303
+    turn a request other than GET or HEAD into a GET without a body (and without the body's
+    ``Content-Type``).
+
     Args:
+        method: the HTTP method (``"GET"``, ``"POST"``...).
         url: an http or https URL.
         allowlist: an :class:`Allowlist`, or ``limits.allowed_hosts`` entries.
         deadline: ``time.monotonic()`` time by which everything, the body included, must be done.
         headers: extra request headers.
+        content: the request body.
+        follow_redirects: False: a redirect is not followed but yielded as the response.
         max_redirects: refuse longer redirect chains.
 
     Yields:
-        The final (non-redirect) response, streaming; read it with :meth:`GuardedResponse.iter_bytes`.
+        The final response (with ``follow_redirects``, not a redirect), streaming; read it with
+        :meth:`GuardedResponse.iter_bytes`.
 
     Raises:
         UrlRefused: a hop that is not http(s), resolves to a refused address, or too many redirects.
@@ -276,6 +289,8 @@ def guarded_get(
     allowed = Allowlist.of(allowlist)
     tls = httpx.create_ssl_context(trust_env=True)
     current = httpx.URL(url)
+    method = method.upper()
+    sent_headers = dict(headers or {})
     redirects: list[str] = []
     while True:
         _check_scheme(current)
@@ -285,14 +300,21 @@ def guarded_get(
         watchdog = _Watchdog(deadline, addresses)
         try:
             with httpx.Client(trust_env=False, verify=tls, follow_redirects=False) as client:
-                address, response = _send(client, current, addresses, headers or {}, watchdog, deadline)
+                address, response = _send(client, method, current, addresses, sent_headers, content, watchdog, deadline)
                 try:
                     location = response.headers.get("location")
-                    if response.status_code in REDIRECT_STATUSES and location:
+                    if follow_redirects and response.status_code in REDIRECT_STATUSES and location:
                         if len(redirects) >= max_redirects:
                             raise UrlRefused(f"more than {max_redirects} redirects")
                         current = current.join(location)
                         redirects.append(str(current))
+                        if response.status_code in (301, 302, 303) and method not in ("GET", "HEAD"):
+                            method, content = "GET", None
+                            sent_headers = {
+                                name: value
+                                for name, value in sent_headers.items()
+                                if name.lower() not in ("content-type", "content-length", "transfer-encoding")
+                            }
                         continue
                     yield GuardedResponse(str(current), address, response, redirects, watchdog)
                     return
@@ -306,15 +328,42 @@ def guarded_get(
             watchdog.cancel()
 
 
+@contextmanager
+def guarded_get(
+    url: str,
+    *,
+    allowlist: Allowlist | Iterable[str],
+    deadline: float,
+    headers: Mapping[str, str] | None = None,
+    max_redirects: int = MAX_REDIRECTS,
+) -> Iterator[GuardedResponse]:
+    """GET ``url`` through :func:`guarded_request`, following redirects (each hop checked).
+
+    Yields:
+        The final (non-redirect) response, streaming; read it with :meth:`GuardedResponse.iter_bytes`.
+
+    Raises:
+        UrlRefused: a hop that is not http(s), resolves to a refused address, or too many redirects.
+        FetchTimedOut: the deadline passed.
+        httpx.HTTPError: a connection, TLS or protocol failure.
+    """
+    with guarded_request(
+        "GET", url, allowlist=allowlist, deadline=deadline, headers=headers, max_redirects=max_redirects
+    ) as response:
+        yield response
+
+
 def _send(
     client: httpx.Client,
+    method: str,
     url: httpx.URL,
     addresses: list[IPAddress],
     headers: Mapping[str, str],
+    content: bytes | None,
     watchdog: _Watchdog,
     deadline: float,
 ) -> tuple[IPAddress, httpx.Response]:
-    """Send the GET to the first of ``addresses`` that accepts a connection."""
+    """Send the request to the first of ``addresses`` that accepts a connection."""
     import httpx
 
     host_header = httpx.Request("GET", url).headers["host"]
@@ -322,9 +371,10 @@ def _send(
     for address in addresses:
         remaining = _remaining(deadline)
         request = client.build_request(
-            "GET",
+            method,
             url.copy_with(host=str(address)),
             headers={**headers, "Host": host_header},
+            content=content,
             timeout=httpx.Timeout(remaining),
             extensions={"sni_hostname": url.raw_host.decode("ascii"), "trace": watchdog.trace},
         )
@@ -488,6 +538,7 @@ __all__ = [
     "UrlRefused",
     "check_address",
     "guarded_get",
+    "guarded_request",
     "normalise_allowlist_entry",
     "resolve_checked",
 ]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,15 @@ from PIL import Image
 from placewright.download import fetch_product
 from placewright.errors import InvalidInput
 from placewright.settings import LimitsSettings
-from placewright.url_guard import Allowlist, UrlRefused, check_address, resolve_checked
+from placewright.url_guard import (
+    Allowlist,
+    FetchTimedOut,
+    UrlRefused,
+    check_address,
+    guarded_get,
+    guarded_request,
+    resolve_checked,
+)
 from tests.fake_http import FakeJsonServer
 
 MAX_BYTES = 1 << 20
@@ -394,3 +403,134 @@ def test_https_verifies_the_certificate_against_the_host_name(
             message = _refused(url, tmp_path / "d", LOCAL)
             assert "cannot download" in message and "certificate" in message.lower(), message
     assert server_names == ["images.example"], "the host name was sent as TLS server name"
+
+
+# --- guarded_request: other methods, redirects not followed ---------------------------------------------------------
+
+
+class EchoServer:
+    """Every request (method, path, body, headers) is kept in ``seen``. /echo: 200 with the body sent;
+    /status/<code>?to=URL: that status with ``Location: URL``; /slow: headers after 5 s."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+        echo = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                echo.seen.append(
+                    {"method": self.command, "path": self.path, "body": body, "headers": dict(self.headers)}
+                )
+                path, _, query = self.path.partition("?")
+                try:
+                    if path == "/slow":
+                        time.sleep(5)
+                    if path.startswith("/status/"):
+                        self.send_response(int(path.removeprefix("/status/")))
+                        self.send_header("Location", query.removeprefix("to="))
+                        body = b""
+                    else:
+                        self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:  # the client gave up
+                    pass
+
+            do_GET = do_POST = do_PUT = _handle
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def echo() -> Iterator[EchoServer]:
+    running = EchoServer()
+    yield running
+    running.close()
+
+
+def _read(url: str, method: str = "POST", **kwargs: Any) -> tuple[int, bytes, Any]:
+    """``(status, body, GuardedResponse)`` of one guarded request within 5 s."""
+    kwargs.setdefault("allowlist", LOCAL)
+    with guarded_request(method, url, deadline=time.monotonic() + 5, **kwargs) as answer:
+        return answer.response.status_code, b"".join(answer.iter_bytes()), answer
+
+
+def test_a_post_sends_its_body_and_headers_to_the_checked_address(
+    echo: EchoServer, connections: list[tuple[str, int]]
+) -> None:
+    status, body, answer = _read(
+        f"{echo.url}/echo", content=b'{"a":1}', headers={"Content-Type": "application/json", "X-Test": "yes"}
+    )
+    assert (status, body) == (200, b'{"a":1}')
+    assert answer.redirects == [] and str(answer.address) == "127.0.0.1"
+    [seen] = echo.seen
+    assert (seen["method"], seen["path"], seen["body"]) == ("POST", "/echo", b'{"a":1}')
+    assert seen["headers"]["Content-Type"] == "application/json" and seen["headers"]["X-Test"] == "yes"
+    assert connections == [("127.0.0.1", echo.server.server_port)]
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/hook", "http://169.254.169.254/", "http://[::1]:9/hook"])
+def test_a_post_to_a_refused_address_is_not_sent(url: str, connections: list[tuple[str, int]]) -> None:
+    with pytest.raises(UrlRefused, match="refused: "):
+        _read(url, content=b"{}", allowlist=[])
+    assert connections == []
+
+
+@pytest.mark.parametrize("code", [301, 302, 303, 307, 308])
+def test_a_redirect_is_the_answer_when_redirects_are_not_followed(echo: EchoServer, code: int) -> None:
+    status, _, answer = _read(
+        f"{echo.url}/status/{code}?to=http://10.0.0.1/elsewhere", content=b"{}", follow_redirects=False
+    )
+    assert status == code and answer.response.headers["location"] == "http://10.0.0.1/elsewhere"
+    assert answer.redirects == [] and answer.url == f"{echo.url}/status/{code}?to=http://10.0.0.1/elsewhere"
+    assert [seen["path"] for seen in echo.seen] == [f"/status/{code}?to=http://10.0.0.1/elsewhere"]
+
+
+@pytest.mark.parametrize(("code", "method", "body"), [(302, "GET", b""), (303, "GET", b""), (307, "POST", b"{}")])
+def test_a_followed_redirect_of_a_post(echo: EchoServer, code: int, method: str, body: bytes) -> None:
+    """307 and 308 repeat the POST with its body; 301, 302 and 303 turn it into a GET without one."""
+    status, _, answer = _read(
+        f"{echo.url}/status/{code}?to=/echo", content=b"{}", headers={"Content-Type": "application/json"}
+    )
+    assert status == 200 and answer.redirects == [f"{echo.url}/echo"]
+    first, second = echo.seen
+    assert (first["method"], first["body"]) == ("POST", b"{}")
+    assert (second["method"], second["path"], second["body"]) == (method, "/echo", body)
+    assert ("Content-Type" in second["headers"]) == (method == "POST")
+
+
+def test_a_followed_redirect_of_a_post_is_checked(echo: EchoServer, connections: list[tuple[str, int]]) -> None:
+    with pytest.raises(UrlRefused, match=r"10\.0\.0\.1 is a private address"):
+        _read(f"{echo.url}/status/307?to=http://10.0.0.1/hook", content=b"{}")
+    assert {address for address, _ in connections} == {"127.0.0.1"}
+
+
+def test_a_post_is_held_to_its_deadline(echo: EchoServer) -> None:
+    started = time.monotonic()
+    with (
+        pytest.raises(FetchTimedOut),
+        guarded_request("POST", f"{echo.url}/slow", allowlist=LOCAL, deadline=started + 0.5, content=b"{}"),
+    ):
+        pass
+    assert time.monotonic() - started < 1.5
+
+
+def test_guarded_get_is_a_get(echo: EchoServer) -> None:
+    with guarded_get(f"{echo.url}/status/302?to=/echo", allowlist=LOCAL, deadline=time.monotonic() + 5) as answer:
+        assert answer.response.status_code == 200
+    assert [seen["method"] for seen in echo.seen] == ["GET", "GET"]

@@ -10,7 +10,9 @@ factory under uvicorn, UI off), on a free loopback port, stopped when the CLI ex
 from __future__ import annotations
 
 import atexit
+import ctypes
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -22,12 +24,27 @@ from pathlib import Path
 
 STARTUP_TIMEOUT_SECONDS = 60.0
 POLL_SECONDS = 0.1
+PR_SET_PDEATHSIG = 1
 
 
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """In the server's process before it runs: SIGTERM it when the process that started it dies.
+
+    Even a SIGKILL of the CLI or the service then stops its private server, which would otherwise keep
+    its port, ~210 MB and a lock on Prefect's SQLite database (a second server on it then hangs).
+    Linux only (prctl); elsewhere :meth:`LocalApi.stop` at exit is all there is.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 @dataclass
@@ -76,6 +93,7 @@ class LocalApi:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent,
         )
         # Registered before Prefect is imported, so it runs after Prefect's own exit
         # handlers have flushed logs and events to this server.

@@ -296,6 +296,105 @@ def models_pull(
             print(path)
 
 
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default: service.host, 127.0.0.1).")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="Port (default: service.port; 0: any free).")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=0, max=64, help="Warm worker processes (default: service.workers).")
+    ] = None,
+) -> None:
+    """Run the HTTP job service: /v1/jobs, the prototype's /image routes, webhooks, warm workers."""
+    settings = _settings()
+    from service.cli import serve as run_service
+
+    try:
+        run_service(settings, host=host, port=port, workers=workers)
+    except OSError as exc:
+        _fail(
+            f"cannot serve on {host or settings.service.host}:{port if port is not None else settings.service.port}: "
+            f"{exc.strerror or exc}",
+            EXIT_FAILED,
+        )
+    except RuntimeError as exc:
+        _fail(exc, EXIT_FAILED)
+
+
+@app.command()
+def worker(
+    processes: Annotated[int, typer.Option(min=1, max=64, help="Warm worker processes on this machine.")] = 1,
+) -> None:
+    """Warm workers on this machine for a service elsewhere (same PREFECT_API_URL, shared stores)."""
+    settings = _settings()
+    from service.cli import work
+
+    work(settings, processes=processes)
+
+
+keys_app = typer.Typer(help="API keys of the HTTP service (stored hashed in service.state_dir).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="A label for the key, unique (e.g. a client's name).")],
+) -> None:
+    """Make a key: its token and webhook secret are printed once (only the token's hash is kept)."""
+    from service.cli import records
+
+    store = records(_settings())
+    try:
+        key, token = store.create_key(name)
+    except ValueError as exc:
+        _fail(exc, EXIT_BAD_INPUT)
+    finally:
+        store.close()
+    print(json.dumps({"name": key.name, "id": key.id, "token": token, "webhook_secret": key.webhook_secret}, indent=2))
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """The keys (never their tokens)."""
+    from service.cli import describe_key, records
+
+    store = records(_settings())
+    try:
+        print(json.dumps([describe_key(k) for k in store.keys()], indent=2))  # noqa: SIM118 - not a dict
+    finally:
+        store.close()
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
+    """Revoke a key: its requests get 401 and its pending webhooks are not sent."""
+    from service.cli import records
+
+    store = records(_settings())
+    try:
+        if not store.revoke_key(name):
+            _fail(f"no key named {name!r}", EXIT_BAD_INPUT)
+    finally:
+        store.close()
+    print(f"revoked {name}")
+
+
+@keys_app.command("rotate-secret")
+def keys_rotate_secret(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
+    """A new webhook secret for the key, printed once; webhooks are signed with it from now on."""
+    from service.cli import records
+
+    store = records(_settings())
+    try:
+        key = store.rotate_webhook_secret(name)
+    except KeyError:
+        _fail(f"no key named {name!r}", EXIT_BAD_INPUT)
+    finally:
+        store.close()
+    print(json.dumps({"name": key.name, "webhook_secret": key.webhook_secret}, indent=2))
+
+
 def _run_flow(flow_name: str, parameters: dict[str, Any], *, progress: FlowProgress) -> Any:
     """Run a flow (``place_product`` or ``run_campaign``) against $PREFECT_API_URL, or a private
     local server started for this run."""

@@ -40,7 +40,9 @@ from flows.pipeline import (
     submit_product_run,
     variant_failures,
 )
+from flows.place_product import run_access
 from flows.runners import task_runner_from_settings
+from placewright.access import Access
 from placewright.campaign import CampaignProduct, CampaignSpec, load_campaign, parse_campaign
 from placewright.contact_sheet import Tile, contact_sheet
 from placewright.errors import InvalidInput, PlacewrightError, first_line
@@ -98,7 +100,8 @@ def run_campaign(
     """
     settings = get_settings()
     logger = get_run_logger()
-    spec = _campaign(campaign, campaign_file)
+    access = run_access(settings)  # a deployment's run: inputs and out under the access roots
+    spec = _campaign(campaign, campaign_file, access)
     out = spec.out or settings.out_dir
     location = output_location(out, spec.options.urls, settings)  # campaign.json: the products' URL mode
     location.check_urls()
@@ -117,7 +120,7 @@ def run_campaign(
     with tempfile.TemporaryDirectory(prefix="placewright-campaign-") as downloads:
         for job in jobs:
             try:
-                plan = plan_run(job.request, settings, downloads=Path(downloads) / str(job.line.name))
+                plan = plan_run(job.request, settings, downloads=Path(downloads) / str(job.line.name), access=access)
             except InvalidInput as exc:
                 job.error = str(exc)
                 logger.error("product %s: %s", job.line.name, exc)
@@ -159,14 +162,18 @@ def run_campaign(
     return summary
 
 
-def _campaign(campaign: CampaignSpec | dict[str, Any] | None, campaign_file: str | None) -> CampaignSpec:
+def _campaign(
+    campaign: CampaignSpec | dict[str, Any] | None, campaign_file: str | None, access: Access
+) -> CampaignSpec:
     if (campaign is None) == (campaign_file is None):
         raise InvalidInput("give either campaign or campaign_file (exactly one)")
     if campaign_file is not None:
-        return load_campaign(campaign_file)
+        return load_campaign(campaign_file, access=access)
     if isinstance(campaign, CampaignSpec):
-        return campaign
-    return parse_campaign(campaign, base_dir=Path.cwd(), source="campaign")  # type: ignore[arg-type]
+        if not access.restricted:
+            return campaign
+        campaign = campaign.model_dump()  # checked again, against the access roots
+    return parse_campaign(campaign, base_dir=Path.cwd(), source="campaign", access=access)  # type: ignore[arg-type]
 
 
 def _publish(job: ProductJob, settings: Settings) -> None:

@@ -206,7 +206,9 @@ def submit_product_run(
         "seed": [v.seed for v in plan.variants],
         # Backgrounds are ingested here (quick, cached), so a variant's inputs are references, not futures.
         "background": [
-            ingest(v.background, v.background_sha256, limits, root, "background image") if v.background else None
+            ingest(plan.background_file(v), v.background_sha256, limits, root, "background image")
+            if v.background
+            else None
             for v in plan.variants
         ],
     }

@@ -8,6 +8,11 @@ in parallel, starting while the product is still being cut out) and publishes: i
 the manifest last. Every stage is a cached, retried Prefect task that falls back to its classical
 backend. The flow returns the :class:`~placewright.manifest.Manifest`.
 
+A flow run of a deployment (the Prefect UI, ``run_deployment``, a schedule, the HTTP service) is
+someone else's request: it may read only under ``access.input_roots`` and publish only under
+``access.output_roots`` or ``out_dir`` (:mod:`placewright.access`); http(s) images go through the URL
+guard. Run from the CLI or a script, the flow reads and writes where it is told.
+
 All or nothing: when any stage fails the run fails with that stage's own error (a product that a
 product stage refuses is bad input, as when the request itself is). For a remote ``out``
 (``s3://bucket/prefix``) the intermediate images and Prefect's cached results live in the same
@@ -23,6 +28,7 @@ import tempfile
 from pathlib import Path
 
 from prefect import flow, get_run_logger
+from prefect.context import FlowRunContext
 from prefect.futures import as_completed
 
 from flows.artifacts import VariantProgress, report_run
@@ -34,12 +40,37 @@ from flows.pipeline import (
     submit_product_run,
 )
 from flows.runners import task_runner_from_settings
+from placewright.access import UNRESTRICTED, Access
 from placewright.errors import QualityGateFailed
 from placewright.manifest import Manifest, to_json
 from placewright.plan import plan_run
 from placewright.request import RunRequest
-from placewright.settings import get_settings
+from placewright.settings import Settings, get_settings
 from placewright.validation import validate
+
+
+def arrived_from_outside() -> bool:
+    """Whether this flow run came from outside: a deployment's flow run, or a flow called by one.
+
+    A deployment's flow runs are what the Prefect UI, ``run_deployment``, schedules and the HTTP
+    service start: someone else's request, not the local user's.
+    """
+    context = FlowRunContext.get()
+    flow_run = context.flow_run if context is not None else None
+    if flow_run is None:
+        return False
+    if flow_run.deployment_id is not None:
+        return True
+    if flow_run.parent_task_run_id is None:
+        return False  # a top-level run that no deployment started: the CLI, a script, a test
+    from prefect.runtime import deployment
+
+    return deployment.id is not None  # a subflow: the deployment of the run that called it
+
+
+def run_access(settings: Settings) -> Access:
+    """Where this flow run may read and publish: the ``access`` roots when it arrived from outside."""
+    return Access.remote(settings) if arrived_from_outside() else UNRESTRICTED
 
 
 # validate_parameters=False: the request is checked inside, by the contract's own rules, so a bad value
@@ -59,7 +90,7 @@ def place_product(request: RunRequest, refresh: bool = False) -> Manifest:
     logger = get_run_logger()
     request = validate(RunRequest, request)  # a dict from the UI or a deployment; a model passes as it is
     with tempfile.TemporaryDirectory(prefix="placewright-download-") as downloads:
-        plan = plan_run(request, settings, downloads=Path(downloads))
+        plan = plan_run(request, settings, downloads=Path(downloads), access=run_access(settings))
         run_id, created_at = run_identity()
         logger.info("run %s: %d variant(s) of %s", run_id, len(plan.variants), plan.product.source)
         run = submit_product_run(plan, settings, run_id=run_id, run_path=run_id, created_at=created_at, refresh=refresh)

@@ -1,7 +1,8 @@
 """Campaign files: many products x many scenes in one YAML document.
 
-A campaign names its products (local files or http(s) URLs), its scenes (prompts or provided
-backgrounds, each made ``variants`` times), an output store and run options::
+A campaign names its products (local files, http(s) URLs or storage URLs such as ``s3://bucket/key``),
+its scenes (prompts or provided backgrounds, files or URLs, each made ``variants`` times), an output
+store and run options::
 
     name: spring-olive-oil
     out: s3://my-bucket/campaigns
@@ -12,17 +13,24 @@ backgrounds, each made ``variants`` times), an output store and run options::
       - url: https://cdn.example.com/p/soap.png
         name: soap
         surface: countertop
+      - url: s3://my-bucket/products/candle.png
     scenes:
       - prompt: sunlit marble kitchen counter, morning light
       - prompt: rustic wooden table
         variants: 2
       - background: backgrounds/cafe.jpg
+      - background: s3://my-bucket/backgrounds/loft.jpg
 
 :func:`load_campaign` reads and checks a file; :func:`parse_campaign` checks an already parsed
 mapping (what a flow receives). Every problem is one :class:`~placewright.errors.InvalidInput`
 line naming the file and the field, e.g. ``campaign.yaml: scenes[1].prompt: must not be empty``.
 Relative paths (products, backgrounds, a local ``out``) are resolved against the campaign file's
-folder and stored absolute; local product and background files must exist.
+folder and stored absolute; local product and background files must exist. A campaign that arrived
+from outside (``access`` in :func:`load_campaign`, :func:`parse_campaign`) is held to the access roots
+(:mod:`placewright.access`): its file, its products' and backgrounds' paths and non-http URLs under
+``access.input_roots``, its ``out`` under ``access.output_roots`` (or ``out_dir``), each checked
+before the file is looked at, e.g. ``campaign: products[0].path: ../../etc/passwd is outside
+access.input_roots (['.'])``.
 YAML is read by :func:`placewright.safe_yaml.load_yaml` (hostile files, such as alias bombs, deep
 nesting or duplicate keys, are refused at once). The ``options`` are the run contract's
 (:class:`~placewright.request.RunOptions`), checked by the same rules as the CLI's and the flow's;
@@ -40,10 +48,19 @@ from urllib.parse import unquote, urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from placewright.download import check_http_url
+from placewright.access import UNRESTRICTED, Access, local_path, scheme_of
 from placewright.errors import InvalidInput
 from placewright.naming import slugify
-from placewright.request import MAX_VARIANTS, Location, Prompt, RunOptions, RunRequest, SurfacePhrase
+from placewright.request import (
+    IMAGE_SOURCES,
+    MAX_VARIANTS,
+    Location,
+    Prompt,
+    RunOptions,
+    RunRequest,
+    SurfacePhrase,
+    check_image_source,
+)
 from placewright.safe_yaml import load_yaml
 from placewright.validation import validate
 
@@ -68,20 +85,33 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def _context(info: ValidationInfo) -> dict[str, Any]:
+    return info.context if isinstance(info.context, dict) else {}
+
+
 def _base_dir(info: ValidationInfo) -> Path:
     """The folder relative paths are resolved against: the campaign file's, else the working folder."""
-    context = info.context if isinstance(info.context, dict) else {}
-    return Path(context.get("base_dir") or Path.cwd())
+    return Path(_context(info).get("base_dir") or Path.cwd())
+
+
+def _access(info: ValidationInfo) -> Access:
+    """Where the campaign may read and publish (see :mod:`placewright.access`); unrestricted by default."""
+    return _context(info).get("access") or UNRESTRICTED
 
 
 def _local_file(value: str, info: ValidationInfo) -> str:
-    """``value`` made absolute against the campaign's folder; raises ValueError unless it is an existing file."""
+    """``value`` made absolute against the campaign's folder; raises ValueError unless it is an existing file.
+
+    The access roots are checked first: a path outside them is refused without looking at it.
+    """
     if not value.strip():
         raise ValueError("must not be empty")
     path = Path(value).expanduser()
     if not path.is_absolute():
         path = _base_dir(info) / path
     path = Path(os.path.normpath(path))
+    if (problem := _access(info).input_problem(str(path))) is not None:
+        raise ValueError(f"{value} {problem}")
     if not path.exists():
         raise ValueError(f"file not found: {path}")
     if not path.is_file():
@@ -89,15 +119,34 @@ def _local_file(value: str, info: ValidationInfo) -> str:
     return str(path)
 
 
+def _image_url(value: str, info: ValidationInfo) -> str:
+    """An image URL (http(s) or a storage URL), held to the access roots; raises ValueError otherwise."""
+    value = value.strip()
+    check_image_source(value, local=False)
+    if (problem := _access(info).input_problem(value)) is not None:
+        raise ValueError(f"{value} {problem}")
+    return value
+
+
+def _image_file_or_url(value: str, info: ValidationInfo) -> str:
+    """A background: a URL as :func:`_image_url` checks it, or a file as :func:`_local_file` does."""
+    stripped = value.strip()
+    if scheme_of(stripped) is None:
+        raise ValueError(f"must be {IMAGE_SOURCES}, got {stripped!r}")
+    return _image_url(stripped, info) if scheme_of(stripped) else _local_file(value, info)
+
+
 def _url_stem(url: str) -> str:
     return PurePosixPath(unquote(urlparse(url).path)).stem
 
 
 class CampaignProduct(_Model):
-    """One product: exactly one of ``path`` (absolute once loaded) and ``url`` (http or https)."""
+    """One product: exactly one of ``path`` (absolute once loaded) and ``url`` (http(s) or storage)."""
 
     path: str | None = Field(None, description="Local product photo; absolute once loaded.")
-    url: str | None = Field(None, description="http(s) URL of the product photo.")
+    url: str | None = Field(
+        None, description="URL of the product photo: http(s), or a storage URL (s3://bucket/key, gs://, az://)."
+    )
     # Optional in the schema (the UI's form and the API accept a product without it); always set after
     # validation: the before-validator fills in the file stem.
     name: str | None = Field(None, description="Label used in output names; default: the file stem, slugified.")
@@ -124,12 +173,8 @@ class CampaignProduct(_Model):
 
     @field_validator("url")
     @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        value = value.strip()
-        check_http_url(value, error=ValueError)
-        return value
+    def _url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else _image_url(value, info)
 
     @field_validator("name")
     @classmethod
@@ -148,7 +193,9 @@ class CampaignScene(_Model):
     """One scene: exactly one of ``prompt`` and ``background`` (absolute once loaded)."""
 
     prompt: Prompt | None = Field(None, description="Scene description for the scene backend.")
-    background: str | None = Field(None, description="A provided background image; absolute once loaded.")
+    background: str | None = Field(
+        None, description="A provided background image: a file (absolute once loaded), an http(s) or storage URL."
+    )
     variants: StrictCount | None = Field(None, description="Images made per product; None: variants_per_scene.")
 
     @model_validator(mode="before")
@@ -161,7 +208,7 @@ class CampaignScene(_Model):
     @field_validator("background")
     @classmethod
     def _background(cls, value: str | None, info: ValidationInfo) -> str | None:
-        return None if value is None else _local_file(value, info)
+        return None if value is None else _image_file_or_url(value, info)
 
 
 class CampaignSpec(_Model):
@@ -188,10 +235,13 @@ class CampaignSpec(_Model):
     def _out(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
-        if "://" in value:
-            return value
-        path = Path(value).expanduser()
-        return str(path if path.is_absolute() else Path(os.path.normpath(_base_dir(info) / path)))
+        out = value
+        if "://" not in value:
+            path = Path(value).expanduser()
+            out = str(path if path.is_absolute() else Path(os.path.normpath(_base_dir(info) / path)))
+        if (problem := _access(info).output_problem(out)) is not None:
+            raise ValueError(f"{value} {problem}")
+        return out
 
     @model_validator(mode="after")
     def _unique_names_and_bounded_runs(self) -> CampaignSpec:
@@ -257,11 +307,14 @@ class CampaignSpec(_Model):
         ]
 
 
-def load_campaign(path: str | Path) -> CampaignSpec:
+def load_campaign(path: str | Path, *, access: Access = UNRESTRICTED) -> CampaignSpec:
     """Read and check a campaign YAML file.
 
     Args:
-        path: the campaign file; relative paths inside it are resolved against its folder.
+        path: the campaign file (a path or ``file://`` URL); relative paths inside it are resolved
+            against its folder.
+        access: where the campaign may read and publish; a restricted one is checked first for the
+            file itself, then for every path, URL and ``out`` inside it.
 
     Returns:
         The checked campaign, every local path absolute.
@@ -271,7 +324,9 @@ def load_campaign(path: str | Path) -> CampaignSpec:
             malformed file, and for the first invalid field.
     """
     source = str(path)
-    file = Path(path).expanduser()
+    file = Path(local_path(source)).expanduser()
+    if (problem := access.input_problem(str(file))) is not None:
+        raise InvalidInput(f"{source}: campaign file {problem}")
     if not file.exists():
         raise InvalidInput(f"{source}: campaign file not found")
     if not file.is_file():
@@ -292,16 +347,17 @@ def load_campaign(path: str | Path) -> CampaignSpec:
         raise InvalidInput(
             f"{source}: the top level must be a mapping (name:, products:, scenes:, ...), got {_kind(data)}"
         )
-    return parse_campaign(data, base_dir=file.resolve().parent, source=source)
+    return parse_campaign(data, base_dir=file.resolve().parent, source=source, access=access)
 
 
-def parse_campaign(data: dict[str, Any], *, base_dir: Path, source: str) -> CampaignSpec:
+def parse_campaign(data: dict[str, Any], *, base_dir: Path, source: str, access: Access = UNRESTRICTED) -> CampaignSpec:
     """Check an already parsed campaign mapping.
 
     Args:
         data: the campaign, as YAML or JSON gives it.
         base_dir: folder that relative paths are resolved against.
         source: how errors name the campaign (its file name).
+        access: where the campaign may read and publish (see :func:`load_campaign`).
 
     Returns:
         The checked campaign, every local path absolute.
@@ -312,7 +368,7 @@ def parse_campaign(data: dict[str, Any], *, base_dir: Path, source: str) -> Camp
     """
     if not isinstance(data, dict):
         raise InvalidInput(f"{source}: a campaign must be a mapping, got {_kind(data)}")
-    return validate(CampaignSpec, data, source=source, context={"base_dir": Path(base_dir)})
+    return validate(CampaignSpec, data, source=source, context={"base_dir": Path(base_dir), "access": access})
 
 
 def _kind(value: object) -> str:

@@ -61,31 +61,38 @@ class LoadedImage:
         return int(self.pixels.shape[0])
 
 
-def read_bytes(path: str | Path, *, limits: LimitsSettings, what: str = "image") -> bytes:
-    """Read a user file, refusing what is missing, not a file, empty or too large."""
+def read_bytes(path: str | Path, *, limits: LimitsSettings, what: str = "image", source: str | None = None) -> bytes:
+    """Read a user file, refusing what is missing, not a file, empty or too large.
+
+    ``source`` is how messages name the file when it is a download of it (the URL the user gave).
+    """
     p = Path(path)
+    named = source or p
     if not p.exists():
-        raise InvalidInput(f"{what} not found: {p}")
+        raise InvalidInput(f"{what} not found: {named}")
     if not p.is_file():
-        raise InvalidInput(f"{what} is not a file: {p}")
+        raise InvalidInput(f"{what} is not a file: {named}")
     size = p.stat().st_size
     if size == 0:
-        raise InvalidInput(f"{what} is empty: {p}")
+        raise InvalidInput(f"{what} is empty: {named}")
     if size > limits.max_file_bytes:
-        raise InvalidInput(f"{what} is too large: {p} has {size} bytes (limit {limits.max_file_bytes})")
+        raise InvalidInput(f"{what} is too large: {named} has {size} bytes (limit {limits.max_file_bytes})")
     try:
         return p.read_bytes()
     except OSError as exc:
-        raise InvalidInput(f"cannot read {what} {p}: {exc.strerror or exc}") from None
+        raise InvalidInput(f"cannot read {what} {named}: {exc.strerror or exc}") from None
 
 
-def load_image(path: str | Path, *, limits: LimitsSettings, what: str = "image") -> LoadedImage:
+def load_image(
+    path: str | Path, *, limits: LimitsSettings, what: str = "image", source: str | None = None
+) -> LoadedImage:
     """Load and validate one user image from ``path``.
 
     Args:
         path: a PNG, JPEG, WebP, TIFF, BMP or GIF file (GIF: the first frame).
         limits: pixel and size limits.
         what: how messages name the image ("product image", "background image").
+        source: how messages name the file, when ``path`` is a download of it: the URL as given.
 
     Returns:
         The decoded image, EXIF orientation applied, as 8-bit RGB or RGBA.
@@ -95,8 +102,8 @@ def load_image(path: str | Path, *, limits: LimitsSettings, what: str = "image")
             formats, images over ``limits.max_pixels`` or under ``limits.min_side``, and images
             whose alpha channel is fully transparent.
     """
-    data = read_bytes(path, limits=limits, what=what)
-    return decode_image(data, limits=limits, name=f"{what} {path}")
+    data = read_bytes(path, limits=limits, what=what, source=source)
+    return decode_image(data, limits=limits, name=f"{what} {source or path}")
 
 
 def decode_image(data: bytes, *, limits: LimitsSettings, name: str = "image") -> LoadedImage:

@@ -1,8 +1,10 @@
 """Planning a run: a validated :class:`~placewright.request.RunRequest` checked against the world.
 
-:func:`plan_run` fills every option the request leaves unset from the settings, reads and fully
-decodes the product and background images (refusing what is unusable), checks that the output
-location is usable, and lists the variants. Bad input is one
+:func:`plan_run` fills every option the request leaves unset from the settings, holds a run that
+arrived from outside to the ``access`` roots (:mod:`placewright.access`), fetches URL images (http(s)
+through the URL guard, object stores through fsspec) and reads and fully decodes the product and
+background images (refusing what is unusable), checks that the output location is usable, and lists
+the variants. Bad input is one
 :class:`~placewright.errors.InvalidInput` line, before anything is written. The CLI plans a request
 before it starts Prefect (so bad input is refused in well under a second); the flows plan it again,
 since they are entry points of their own (the Prefect UI, deployments, the HTTP service).
@@ -11,11 +13,12 @@ since they are entry points of their own (the Prefect UI, deployments, the HTTP 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
-from placewright.download import fetch_product
+from placewright.access import UNRESTRICTED, Access
+from placewright.download import fetch_source
 from placewright.errors import InvalidInput
 from placewright.imageio import load_image
 from placewright.request import Product, RunRequest, Variant
@@ -35,12 +38,22 @@ class RunPlan:
         product_file: the local file to read it from (a URL product's download).
         variants: one per prompt, then one per background; with neither, one from
             ``scene.default_prompt``. Variant ``i`` has seed ``seed + i``.
+        background_files: the local file of each of the request's backgrounds, in order (a URL
+            background's download); the variants name the backgrounds as given.
     """
 
     request: RunRequest
     product: Product
     product_file: str
     variants: list[Variant]
+    background_files: list[str] = field(default_factory=list)
+
+    def background_file(self, variant: Variant) -> str | None:
+        """The local file of ``variant``'s background (None: a generated scene)."""
+        if variant.background is None or not self.background_files:
+            return variant.background
+        position = variant.index - (len(self.variants) - len(self.background_files))
+        return self.background_files[position]
 
     # The request's options, every one filled in by with_defaults.
     @property
@@ -86,40 +99,49 @@ def output_location(out: str | None, urls: UrlMode | None, settings: Settings) -
     return open_location(out or settings.out_dir, storage)
 
 
-def plan_run(request: RunRequest, settings: Settings, *, downloads: Path) -> RunPlan:
+def plan_run(request: RunRequest, settings: Settings, *, downloads: Path, access: Access = UNRESTRICTED) -> RunPlan:
     """Check ``request`` against the settings, the files and the output store; see the module doc.
 
     Args:
         request: a validated request.
-        settings: where unset options come from, and the input limits.
-        downloads: a folder the caller owns (and removes) for a URL product's download.
+        settings: where unset options come from, the input limits and the storage settings.
+        downloads: a folder the caller owns (and removes) for URL images' downloads.
+        access: where the run may read and publish: :data:`~placewright.access.UNRESTRICTED` (the
+            CLI), or ``Access.remote(settings)`` for a run that arrived from outside.
 
     Raises:
         InvalidInput: naming the first problem.
     """
     filled = with_defaults(request, settings)
+    access.check_input(request.product, what="product")
+    for background in request.backgrounds:
+        access.check_input(background, what="background")
+    access.check_output(filled.out or "", what="out")
     check_output_folder(filled.out or "")
     location = output_location(filled.out, filled.urls, settings)
     location.check_urls()
-    product_file = request.product
-    if request.product.startswith(("http://", "https://")):
-        limits = settings.limits
-        fetched = fetch_product(
-            request.product,
-            downloads,
-            max_bytes=limits.max_file_bytes,
-            timeout_s=limits.download_timeout_s,
-            allowed_hosts=limits.allowed_hosts,
-        )
-        product_file = str(fetched)
-    product_image = load_image(product_file, limits=settings.limits, what="product image")
-    backgrounds = [load_image(b, limits=settings.limits, what="background image").sha256 for b in request.backgrounds]
+    limits = settings.limits
+    files: dict[str, str] = {}  # a background repeated (a campaign scene's variants) is fetched once
+
+    def local_file(source: str, what: str) -> str:
+        if source not in files:
+            files[source] = str(fetch_source(source, downloads, what=what, limits=limits, storage=settings.storage))
+        return files[source]
+
+    product_file = local_file(request.product, "product")
+    product_image = load_image(product_file, limits=limits, what="product image", source=request.product)
+    background_files = [local_file(b, "background") for b in request.backgrounds]
+    hashes: dict[str, str] = {}
+    for source, file in zip(request.backgrounds, background_files, strict=True):
+        if source not in hashes:
+            hashes[source] = load_image(file, limits=limits, what="background image", source=source).sha256
     location.check_reachable()  # last: it may take a network round trip
     return RunPlan(
         request=filled,
         product=Product(source=request.product, sha256=product_image.sha256),
         product_file=product_file,
-        variants=list_variants(filled, settings, backgrounds),
+        variants=list_variants(filled, settings, [hashes[b] for b in request.backgrounds]),
+        background_files=background_files,
     )
 
 

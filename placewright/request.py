@@ -15,11 +15,12 @@ through the flow to the manifest, whose entries extend them (:mod:`placewright.m
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import urlparse
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
+from placewright.access import HTTP_SCHEMES, STORAGE_SCHEMES, scheme_of
 from placewright.types import OutputFormat, Size, UrlMode
+from placewright.validation import shown
 
 MAX_PROMPT_CHARS = 2000
 MAX_VARIANTS = 64
@@ -90,16 +91,40 @@ def _format_name(value: object) -> object:
     return value
 
 
-def _image_source(value: str) -> str:
-    if "://" in value and urlparse(value).scheme.lower() not in ("http", "https"):
-        raise ValueError(f"must be a local path or an http(s) URL, got {value!r}")
-    return value
+# How the contract names the image sources it accepts, in its messages.
+IMAGE_URLS = "an http(s) URL or a storage URL (s3://bucket/key, gs://, az://, file://)"
+IMAGE_SOURCES = f"a local path, {IMAGE_URLS}"
+
+
+def check_image_source(value: str, *, local: bool = True) -> str:
+    """``value`` if it is a local path, an http(s) URL with a host, or a storage URL naming an object.
+
+    Args:
+        value: the path or URL.
+        local: whether a local path is accepted (a campaign product's ``url:`` must be a URL).
+
+    Raises:
+        ValueError: any other URL (``ftp://``, ``sftp://``, a chained fsspec URL, ``x://`` with no scheme).
+    """
+    scheme = scheme_of(value)
+    rest = value.split("://", 1)[1] if "://" in value else value
+    if scheme == "" and local:
+        return value
+    if scheme in HTTP_SCHEMES:
+        if not rest.split("/", 1)[0].split("?", 1)[0]:
+            raise ValueError(f"must be an http(s) URL with a host name, got {shown(value)}")
+        return value
+    if scheme in (*STORAGE_SCHEMES, "file") and "::" not in value:
+        if not rest.strip("/"):
+            raise ValueError(f"must name a file or object, got {shown(value)}")
+        return value
+    raise ValueError(f"must be {IMAGE_SOURCES if local else IMAGE_URLS}, got {shown(value)}")
 
 
 Prompt = Annotated[str, _text(MAX_PROMPT_CHARS)]
 SurfacePhrase = Annotated[str, _text(MAX_SURFACE_CHARS)]
 Location = Annotated[str, _text(MAX_LOCATION_CHARS)]
-ImageSource = Annotated[str, _text(MAX_LOCATION_CHARS), AfterValidator(_image_source)]
+ImageSource = Annotated[str, _text(MAX_LOCATION_CHARS), AfterValidator(check_image_source)]
 OutputSize = Annotated[
     Size, BeforeValidator(_size_from_text), AfterValidator(_size_in_range), WithJsonSchema(SIZE_JSON_SCHEMA)
 ]
@@ -138,15 +163,16 @@ class RunInputs(_Contract):
     """What a run is made from and where it goes."""
 
     product: ImageSource = Field(
-        description="The product photo: a path on the machine that runs it, or an http(s) URL."
+        description="The product photo: a path on the machine that runs it, an http(s) URL, or a storage URL "
+        "(s3://bucket/key, gs://, az://, file://)."
     )
     prompts: list[Prompt] = Field(
         default_factory=list, max_length=MAX_VARIANTS, description="Scene prompts, one variant each."
     )
-    backgrounds: list[Location] = Field(
+    backgrounds: list[ImageSource] = Field(
         default_factory=list,
         max_length=MAX_VARIANTS,
-        description="Background images to use as they are, one variant each.",
+        description="Background images to use as they are, one variant each: paths, http(s) or storage URLs.",
     )
     out: Location | None = Field(
         default=None,
@@ -191,6 +217,8 @@ class Variant(_Contract):
 
 
 __all__ = [
+    "IMAGE_SOURCES",
+    "IMAGE_URLS",
     "MAX_PROMPT_CHARS",
     "MAX_SURFACE_CHARS",
     "MAX_VARIANTS",
@@ -202,4 +230,5 @@ __all__ = [
     "Seed",
     "SurfacePhrase",
     "Variant",
+    "check_image_source",
 ]

@@ -74,7 +74,16 @@ def test_sizes_read_as_text_or_as_numbers(product: str) -> None:
         ({"seed": "abc"}, "seed: must be a whole number (got 'abc')"),
         ({"seed": True}, "seed: must be a whole number, got True"),
         ({"seed": 1.5}, "seed: must be a whole number (got 1.5)"),
-        ({"product": "ftp://example.com/p.png"}, "product: must be a local path or an http(s) URL"),
+        (
+            {"product": "ftp://example.com/p.png"},
+            "product: must be a local path, an http(s) URL or a storage URL (s3://bucket/key, gs://, az://, "
+            "file://), got 'ftp://example.com/p.png'",
+        ),
+        ({"product": "sftp://host/p.png"}, "product: must be a local path, an http(s) URL or a storage URL"),
+        ({"product": "simplecache::s3://b/p.png"}, "product: must be a local path, an http(s) URL or a storage"),
+        ({"product": "https:///p.png"}, "product: must be an http(s) URL with a host name, got 'https:///p.png'"),
+        ({"product": "s3://"}, "product: must name a file or object, got 's3://'"),
+        ({"backgrounds": ["ok.png", "ftp://x/b.png"]}, "backgrounds[1]: must be a local path, an http(s) URL or"),
         ({"out": ""}, "out: must not be empty"),
         ({"colour": "red"}, "colour: unknown key; allowed: product, prompts, backgrounds, out, surface, size"),
     ],
@@ -83,6 +92,16 @@ def test_invalid_request(product: str, fields: dict, message: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         validate(RunRequest, {"product": product, **fields})
     assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["s3://bucket/products/soap.png", "S3://bucket/p.png", "gs://bucket/p.png", "az://container/p.png",
+     "file:///srv/images/p.png", "https://cdn.example.com/p.png", "relative/p.png"],
+)  # fmt: skip
+def test_products_and_backgrounds_may_be_paths_http_or_storage_urls(source: str) -> None:
+    request = RunRequest(product=source, backgrounds=[source])
+    assert (request.product, request.backgrounds) == (source, [source]), "kept as given"
 
 
 def test_a_request_is_immutable(product: str) -> None:

@@ -27,8 +27,9 @@ from urllib.parse import urlparse
 
 from prefect import Task, unmapped
 from prefect.context import FlowRunContext
-from prefect.filesystems import RemoteFileSystem, WritableFileSystem
+from prefect.filesystems import WritableFileSystem
 from prefect.futures import PrefectFuture
+from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
 
 from placewright.errors import first_line
 from placewright.manifest import DroppedVariant
@@ -41,11 +42,14 @@ from placewright.stages import CHECK, VARIANT_VALUES, Stage, stages
 from placewright.storage import intermediates_url, is_local, results_url, storage_options
 from tasks.ingest import ingest_image
 from tasks.publish import publish_outputs
+from tasks.results import SERIALIZER, LocalResults, RemoteResults
 
 # The quality gate: a step after the last stage, once per variant (its settings are run values).
 CHECK_STEP = Stage(CHECK, "variant", None, "quality", "tasks.check:check_finished_variant")
 # Seeds are 32-bit: a remade variant's next seed wraps around.
 SEED_SPACE = 2**32
+# For a local --out: the stages' results, in Prefect's local storage (nothing else writes there).
+LOCAL_RESULTS_FOLDER = "placewright"
 
 
 def variant_steps() -> tuple[Stage, ...]:
@@ -92,34 +96,54 @@ def run_identity() -> tuple[str, str]:
     return f"{created:%Y%m%dT%H%M%SZ}-{flow_run.id.hex[:6]}", created.isoformat(timespec="seconds")
 
 
-def result_storage(out_dir: str, settings: Settings) -> WritableFileSystem | Path | None:
-    """Prefect result storage beside the published runs when they go to a shared store.
+def result_storage(out_dir: str, settings: Settings) -> WritableFileSystem:
+    """Prefect result storage of the stages: beside the published runs when they go to a shared store.
 
-    Prefect wants remote result storage saved as a block, so that any worker can load it; the
-    block is named after its URL and options and saved (idempotently) by each run. It holds the
-    endpoint and profile, never credentials: those come from each worker's AWS environment.
+    For a local ``out``, a ``placewright`` folder in Prefect's local storage (``PREFECT_LOCAL_STORAGE_PATH``),
+    which holds nothing else. The storage reads only records written by the stages' own JSON serializer
+    (:mod:`tasks.results`: anything else, a pickle, is refused). It is saved as a block, named after its
+    location and options and saved (idempotently) by each run, so that any worker can load it, and so that
+    a result read back through the API (by block id) goes through the same check. It holds the endpoint
+    and profile, never credentials: those come from each worker's AWS environment.
     """
     url = results_url(out_dir, settings.storage)
-    if url is None:
-        return None
-    if is_local(url):
-        return Path(url.removeprefix("file://")).resolve()
-    options = storage_options(url, settings.storage)
-    block = RemoteFileSystem(basepath=url, settings=options)
-    digest = hashlib.sha256(json.dumps([url, options], sort_keys=True, default=str).encode()).hexdigest()
+    block: LocalResults | RemoteResults
+    if url is None or is_local(url):
+        path = (
+            PREFECT_LOCAL_STORAGE_PATH.value() / LOCAL_RESULTS_FOLDER
+            if url is None
+            else Path(url.removeprefix("file://"))
+        )
+        basepath = str(path.resolve())
+        block, identity = LocalResults(basepath=basepath), [basepath]
+    else:
+        options = storage_options(url, settings.storage)
+        block, identity = RemoteResults(basepath=url, settings=options), [url, options]
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
     block.save(f"placewright-results-{digest[:12]}", overwrite=True)
     return block
 
 
 def configured(task: Task, settings: Settings, refresh: bool, storage: WritableFileSystem | Path | None) -> Task:
-    """The task with this run's retry policy, cache refresh and result storage applied."""
+    """The task with this run's retry policy, cache refresh and result storage applied.
+
+    Tasks that persist their results (the stage tasks) write them with :data:`tasks.results.SERIALIZER`
+    to ``storage``, which must come from :func:`result_storage` (it refuses records that are not data);
+    ``None`` is for the publish task, which persists nothing.
+
+    Raises:
+        TypeError: a persisting task with no storage, or with storage that does not check what it reads.
+    """
     options: dict[str, Any] = dict(
         retries=settings.retry.retries,
         retry_delay_seconds=list(settings.retry.delay_seconds),
         refresh_cache=refresh or None,
     )
-    if storage is not None:
+    if storage is not None or task.persist_result:
+        if not isinstance(storage, LocalResults | RemoteResults):
+            raise TypeError(f"task {task.name}: results go to the checked storage of result_storage(), not {storage!r}")
         options["result_storage"] = storage
+        options["result_serializer"] = SERIALIZER
     return task.with_options(**options)
 
 

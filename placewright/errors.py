@@ -36,6 +36,10 @@ class QualityGateFailed(PlacewrightError):
     """Every variant failed the quality gate and the policy left them all out: nothing was published."""
 
 
+class UnsafeResult(PlacewrightError):
+    """A cached stage result that is not plain placewright data (e.g. a pickle): refused, never loaded."""
+
+
 def first_line(error: BaseException) -> str:
     """The first non-blank line of ``error``'s message, or its type's name when it has none."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]

@@ -11,7 +11,10 @@ function. :func:`stage_task` adds the rest to every stage:
   attempt but the last, where the stage falls back instead (:attr:`StageIO.raise_transient`);
 - **degraded results** (a backend failed and the stage fell back) are not cached, so the next run
   tries the preferred backend again (:func:`cache_only_if_healthy`);
-- **intermediate images** go through the run's blob store (:class:`StageIO`).
+- **intermediate images** go through the run's blob store (:class:`StageIO`);
+- **results are data**: written as JSON by :data:`~tasks.results.SERIALIZER` (the body's return type
+  joins its allowlist), and a cached record some other serializer wrote (a pickle) fails the task
+  instead of being loaded or quietly replaced (:mod:`tasks.results`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import functools
 import hashlib
 import inspect
 import json
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -40,6 +44,7 @@ from placewright.settings import get_settings
 from placewright.stages import stages
 from placewright.storage import storage_options
 from placewright.store import BlobStore, ImageRef
+from tasks.results import RESULT_FORMAT, SERIALIZER, allow, refuse_unsafe_cached_result
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -68,7 +73,7 @@ def canonical(value: Any) -> Any:
 
 @dataclasses.dataclass
 class StageCache(CachePolicy):
-    """Cache key = task source + content of the inputs + versions of the stage's backends.
+    """Cache key = task source + content of the inputs + versions of the stage's backends + result format.
 
     ``stage`` names the task's step; when it is in the stage table its backends count, and its
     task's ``options`` input is the stage's settings section. Inputs in ``exclude`` are left out.
@@ -100,6 +105,7 @@ class StageCache(CachePolicy):
             "source": hashlib.sha256(source.encode()).hexdigest(),
             "backends": backends,
             "inputs": canonical({k: v for k, v in inputs.items() if k not in self.exclude}),
+            "results": RESULT_FORMAT,  # records of another format (older versions' pickles) are never looked up
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -151,12 +157,20 @@ def stage_task(
 
     The body's parameters are the task's (the flow passes them by name, see
     :mod:`placewright.stages`); its result, when it has a ``record``, decides whether it is cached.
-    Retries and result storage are set per run by the flow (``retry`` and ``storage`` settings).
+    Retries and result storage are set per run by the flow (``retry`` and ``storage`` settings); the
+    result is written by :data:`~tasks.results.SERIALIZER`, so the body's return type must be a class
+    it knows: its annotation adds it (and the classes its fields hold) to the allowlist.
     """
 
     def decorate(body: Callable[P, R]) -> Task[P, R]:
+        try:
+            allow(typing.get_type_hints(body).get("return"))
+        except NameError as exc:
+            raise TypeError(f"stage {name}: its task's annotations must name imported classes ({exc})") from exc
+
         @functools.wraps(body)
         def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            refuse_unsafe_cached_result()
             inject_fault(name)
             result = body(*args, **kwargs)
             record = getattr(result, "record", None)
@@ -169,6 +183,7 @@ def stage_task(
             cache_policy=StageCache(stage=name, exclude=not_in_key),
             tags=[GPU_TAG] if gpu else None,
             persist_result=True,
+            result_serializer=SERIALIZER,
             retry_condition_fn=retry_transient_only,
         )(run)
 

@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlparse
 from placewright.access import is_http, is_local, local_path, scheme_of
 from placewright.errors import InvalidInput, first_line
 from placewright.settings import LimitsSettings, StorageSettings
-from placewright.storage import _PROTOCOL_PACKAGES, storage_options
+from placewright.storage import PROTOCOL_PACKAGES, storage_options
 from placewright.url_guard import FetchTimedOut, UrlRefused, guarded_get
 from placewright.validation import one_line, shown
 
@@ -193,7 +193,7 @@ def fetch_stored(
     try:
         fs, path = fsspec.core.url_to_fs(url, **storage_options(url, storage))
     except ImportError:
-        package = _PROTOCOL_PACKAGES.get(protocol, f"the fsspec package for {protocol}://")
+        package = PROTOCOL_PACKAGES.get(protocol, f"the fsspec package for {protocol}://")
         raise InvalidInput(f"{named}: {protocol}:// storage needs {package} (pip install {package})") from None
     except ValueError:
         raise InvalidInput(f"{named}: unknown storage protocol {protocol}://") from None

@@ -111,7 +111,7 @@ def new_run_id(now: datetime | None = None) -> str:
 
 
 def run_id_for(created: datetime, unique_hex: str) -> str:
-    """The run id of a run started at ``created``: its UTC time, then 6 hex digits of ``unique_hex`` (a flow run's id)."""
+    """The run id of a run started at ``created``: its UTC time, then 6 hex digits of ``unique_hex`` (a flow run id)."""
     return f"{created.astimezone(UTC):%Y%m%dT%H%M%SZ}-{unique_hex[:6]}"
 
 

@@ -466,8 +466,9 @@ class StorageSettings(Section):
     )
     results: str | None = Field(
         None,
-        description="Prefect result storage of cached stages (path or fsspec URL). None: Prefect's local storage "
-        "for a local --out, <out>/.placewright/results for a remote one, so a retry on any machine reuses them.",
+        description="Prefect result storage of cached stages (path or fsspec URL). None: <Prefect's local storage>/"
+        "placewright for a local --out, <out>/.placewright/results for a remote one, so a retry on any machine "
+        "reuses them. Results are JSON data; a record written any other way is refused.",
     )
 
     @field_validator("public_base_url")

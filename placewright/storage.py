@@ -28,7 +28,7 @@ from placewright.settings import StorageSettings
 logger = logging.getLogger(__name__)
 
 # Packages that provide the common fsspec protocols, for the error that names what to install.
-_PROTOCOL_PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs"}
+PROTOCOL_PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs"}
 # Object stores that sign GET URLs (fsspec's ``sign`` / s3fs's ``url``).
 _SIGNING_PROTOCOLS = ("s3", "s3a", "gs", "gcs")
 # botocore timeouts: an unreachable endpoint fails in seconds, not minutes. SigV4 for presigned URLs:
@@ -89,7 +89,7 @@ class Location:
         try:
             self.fs, root = fsspec.core.url_to_fs(url, **storage_options(url, settings))
         except ImportError:
-            package = _PROTOCOL_PACKAGES.get(self.protocol, f"the fsspec package for {self.protocol}://")
+            package = PROTOCOL_PACKAGES.get(self.protocol, f"the fsspec package for {self.protocol}://")
             raise InvalidInput(f"{url}: {self.protocol}:// storage needs {package} (pip install {package})") from None
         except ValueError as exc:
             raise InvalidInput(f"{url}: not a storage location fsspec knows ({exc})") from None

@@ -34,7 +34,7 @@ from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
 from placewright.errors import first_line
 from placewright.manifest import DroppedVariant
 from placewright.plan import RunPlan
-from placewright.publish import PublishedRun, new_run_id
+from placewright.publish import PublishedRun, new_run_id, run_id_for
 from placewright.quality import RESEEDABLE, QualityReport, ocr_signature
 from placewright.request import Variant
 from placewright.settings import Settings
@@ -93,7 +93,7 @@ def run_identity() -> tuple[str, str]:
         now = datetime.now(UTC)
         return new_run_id(now), now.isoformat(timespec="seconds")
     created = flow_run.created.astimezone(UTC)
-    return f"{created:%Y%m%dT%H%M%SZ}-{flow_run.id.hex[:6]}", created.isoformat(timespec="seconds")
+    return run_id_for(created, flow_run.id.hex), created.isoformat(timespec="seconds")
 
 
 def result_storage(out_dir: str, settings: Settings) -> WritableFileSystem:

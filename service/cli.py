@@ -33,6 +33,15 @@ def _free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
+def _check_port(host: str, port: int) -> None:
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as exc:
+        raise RuntimeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 def serve(settings: Settings, *, host: str | None, port: int | None, workers: int | None) -> None:
     """Run the service until SIGTERM/SIGINT; with no PREFECT_API_URL, a private Prefect server beside it."""
     import uvicorn
@@ -45,6 +54,7 @@ def serve(settings: Settings, *, host: str | None, port: int | None, workers: in
     port = settings.service.port if port is None else port
     if port == 0:
         port = _free_port(host)
+    _check_port(host, port)  # before the Prefect server starts: a taken port is one line, not a log dump
     service = settings.service.model_copy(update={"host": host, "port": port})
     settings = settings.model_copy(update={"service": service})
     local_api = None

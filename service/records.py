@@ -304,6 +304,13 @@ class Records:
         rows = self._all("SELECT * FROM jobs WHERE state IN ('queued', 'running') ORDER BY seq")
         return [_job(row) for row in rows]
 
+    def failed_since(self, completed_after: str) -> list[JobRecord]:
+        """Failed jobs that ended after ``completed_after`` (ISO 8601): a dashboard Retry may revive them."""
+        rows = self._all(
+            "SELECT * FROM jobs WHERE state = 'failed' AND completed_at > ? ORDER BY seq", (completed_after,)
+        )
+        return [_job(row) for row in rows]
+
     def update_job(self, job_id: str, **changes: Any) -> bool:
         """Set fields of a job (names as in :class:`JobRecord`); ``updated_at`` is set to now.
 

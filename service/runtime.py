@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -41,6 +41,9 @@ from service.views import EVENT_TYPES, result_of, webhook_payload
 from service.webhooks import Outbox, make_event
 
 log = logging.getLogger("placewright.service")
+# Failed jobs are followed this long after they end: a Retry from the Prefect dashboard revives them
+# (the record moves on with its flow run, and a new webhook event says how it ended this time).
+RETRY_WATCH_S = 24 * 3600
 
 
 def now_iso() -> str:
@@ -269,6 +272,8 @@ class Runtime:
         """Bring every unfinished job's record up to date with its flow run (see the module docstring)."""
         with self._reconcile_lock:
             jobs = self.records.unfinished_jobs()
+            revivable = datetime.now(UTC) - timedelta(seconds=RETRY_WATCH_S)
+            jobs += self.records.failed_since(revivable.isoformat(timespec="milliseconds"))
             for job in [j for j in jobs if j.flow_run_id is None]:
                 self._create_run(job)  # recorded before a restart, its flow run not yet: same run
             ids = [j.flow_run_id for j in jobs if j.flow_run_id is not None]

@@ -55,6 +55,7 @@ lint: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench_pipeline.py
 	$(BIN)/python benchmarks/bench_publish.py
+	$(BIN)/python benchmarks/bench_service.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -53,10 +53,10 @@ def check_source(location: str, what: str, settings: Settings, uploads: str) -> 
         return
     if scheme in ("", "file"):
         raise ApiProblem(422, f"{what} {location[:200]!r}: give an http(s) or storage URL, or upload the file")
-    from placewright.access import check_readable
+    from placewright.access import Access
 
     try:
-        check_readable(location, settings.access, what=what)
+        Access.remote(settings).check_input(location, what=what)
     except InvalidInput as exc:
         raise ApiProblem(422, first_line(exc)) from None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -67,12 +68,55 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else None
-        return problem_response(exc.status_code, detail, request, dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette's Allow names only the first route whose path matched (GET and POST /v1/jobs are two).
+            headers["Allow"] = ", ".join(allowed_methods(request)) or headers.get("Allow", "")
+        return problem_response(exc.status_code, detail, request, headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return problem_response(500, "an unexpected error; it has been logged", request)
+
+
+# Methods a 405's Allow header may name.
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods the request's path takes, for a 405's ``Allow`` (Starlette's names only the first route
+    whose path matched: GET and POST ``/v1/jobs`` are two routes).
+
+    As the OpenAPI schema says, where it describes the path: a concrete path before templated ones
+    (``/v1/jobs/upload`` is POST only, though ``/v1/jobs/{job_id}`` would take GET of it). Other
+    paths: a mount of static files takes GET and HEAD; the rest, what their routes take.
+    """
+    from starlette.routing import Match, Mount
+
+    path = request.scope.get("path", "")
+    documented = request.app.openapi().get("paths", {})
+    matching = [template for template in documented if _template(template).fullmatch(path)]
+    chosen = [template for template in matching if "{" not in template] or matching
+    methods = {method.upper() for template in chosen for method in documented[template]}
+    if methods:
+        return [method for method in _METHODS if method in methods]
+    routes = request.app.router.routes
+    if any(isinstance(r, Mount) and r.matches(request.scope)[0] != Match.NONE for r in routes):
+        return ["GET", "HEAD"]
+    return [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)
+    ]
+
+
+def _template(path: str) -> re.Pattern[str]:
+    """An OpenAPI path template as a regular expression (``{name}``: one path segment)."""
+    return re.compile("".join("[^/]+" if part.startswith("{") else re.escape(part) for part in _PARTS.split(path)))
+
+
+_PARTS = re.compile(r"(\{[^}/]+\})")
 
 
 # OpenAPI: the problem answers each route may give.

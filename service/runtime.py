@@ -128,6 +128,7 @@ class Runtime:
         self._threads: list[threading.Thread] = []
         self._alive_workers: set[str] = set()
         self._reconcile_lock = threading.Lock()
+        self._submit_lock = threading.Lock()
         self.outbox = Outbox(
             self.records,
             schedule_s=list(settings.service.webhook_schedule_s),
@@ -219,23 +220,24 @@ class Runtime:
             earlier = self.records.idempotent_job(key.id, idempotency_key, body_sha256)
             if earlier is not None and (job := self.records.job(earlier)) is not None:
                 return job, False
-        self.check_active(key)
-        job_id = str(uuid.uuid4())
-        if idempotency_key is not None:
-            recorded = self.records.remember_idempotency(key.id, idempotency_key, body_sha256, job_id)
-            if recorded != job_id and (job := self.records.job(recorded)) is not None:
-                return job, False
-            job_id = recorded
-        job = JobRecord(
-            id=job_id,
-            key_id=key.id,
-            api=api,  # type: ignore[arg-type]
-            request=request,
-            created_at=now_iso(),
-            webhook_url=webhook_url,
-        )
-        if self.records.job(job_id) is None:
-            self.records.add_job(job)
+        with self._submit_lock:  # the active-job count and the new record, together
+            self.check_active(key)
+            job_id = str(uuid.uuid4())
+            if idempotency_key is not None:
+                recorded = self.records.remember_idempotency(key.id, idempotency_key, body_sha256, job_id)
+                if recorded != job_id and (job := self.records.job(recorded)) is not None:
+                    return job, False
+                job_id = recorded
+            job = JobRecord(
+                id=job_id,
+                key_id=key.id,
+                api=api,  # type: ignore[arg-type]
+                request=request,
+                created_at=now_iso(),
+                webhook_url=webhook_url,
+            )
+            if self.records.job(job_id) is None:
+                self.records.add_job(job)
         self._create_run(job)
         return self.records.job(job_id) or job, True
 

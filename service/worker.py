@@ -110,8 +110,6 @@ class Worker:
                 self.stop.wait(max(self.poll_s, 1.0))
 
     def _execute(self, flow_run_id: UUID) -> None:
-        from prefect.flow_engine import run_flow
-
         self.current = str(flow_run_id)
         self._write_status()
         done = threading.Event()
@@ -120,7 +118,7 @@ class Worker:
         try:
             flow_run = self.engine.read_run(str(flow_run_id))
             if flow_run is not None:
-                run_flow(self.flow, flow_run=flow_run, return_type="state")
+                self._run_flow(flow_run)
         except BaseException as exc:  # the engine records the failure in the run's state
             log.warning("worker %s: run %s ended with %s", self.tag, flow_run_id, type(exc).__name__)
             if isinstance(exc, KeyboardInterrupt | SystemExit):
@@ -130,6 +128,29 @@ class Worker:
             self.jobs += 1
             self.current = None
             self._write_status()
+
+    def _run_flow(self, flow_run: Any) -> None:
+        """Run the flow run to its end with Prefect's flow engine, in a thread of its own.
+
+        In the main thread Prefect's engine installs its own SIGTERM handler for the run
+        (``prefect.utilities.engine.capture_sigterm``), which crashes the run on SIGTERM; in another
+        thread it cannot, so SIGTERM keeps meaning "take no new run" and the run in hand finishes.
+        """
+        from prefect.flow_engine import run_flow
+
+        raised: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                run_flow(self.flow, flow_run=flow_run, return_type="state")
+            except BaseException as exc:
+                raised.append(exc)
+
+        runner = threading.Thread(target=target, name=f"flow-run-{flow_run.id}", daemon=True)
+        runner.start()
+        runner.join()  # signal handlers still run in the main thread meanwhile
+        if raised:
+            raise raised[0]
 
     def _watch_cancel(self, flow_run_id: UUID, done: threading.Event) -> None:
         while not done.wait(self.poll_s):

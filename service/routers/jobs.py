@@ -73,7 +73,7 @@ def _submit(
     status_code=201,
     response_model=Job,
     responses={200: {"model": Job, "description": "The job made earlier with this Idempotency-Key"}}
-    | problem_responses(401, 413, 422, 429),
+    | problem_responses(400, 401, 413, 422, 429),
     summary="Create a job from the run contract (product as a URL)",
 )
 def create_job(
@@ -97,7 +97,7 @@ def create_job(
     status_code=201,
     response_model=Job,
     responses={200: {"model": Job, "description": "The job made earlier with this Idempotency-Key"}}
-    | problem_responses(401, 413, 422, 429),
+    | problem_responses(400, 401, 413, 422, 429),
     summary="Create a job with the product photo (and backgrounds) uploaded",
 )
 def create_job_upload(
@@ -124,21 +124,33 @@ def create_job_upload(
         raise ApiProblem(422, "options: must be a JSON object")
     if "product" in fields:
         raise ApiProblem(422, "options.product: the product is the uploaded file")
+    if not isinstance(fields.get("backgrounds", []), list):
+        raise ApiProblem(422, "options.backgrounds: must be a list of URLs (upload files as 'backgrounds')")
     data = product.file.read()
-    stored = rt.store_upload(key, data, image_upload(data, "product", rt.settings))
-    uploaded = []
+    images = [(data, image_upload(data, "product", rt.settings))]
     for upload in backgrounds or []:
         content = upload.file.read()
-        uploaded.append(rt.store_upload(key, content, image_upload(content, "background", rt.settings)))
-    fields = {**fields, "product": stored, "backgrounds": [*fields.get("backgrounds", []), *uploaded]}
-    try:
-        contract = RunRequest.model_validate(fields)
-    except ValidationError as exc:
-        raise ApiProblem(422, f"options: {describe(exc, RunRequest)}") from None
-    run = job_request(contract, key, rt.settings, rt.places)
+        images.append((content, image_upload(content, "background", rt.settings)))
+    # Everything is checked before anything is stored: the contract with stand-ins for the uploads'
+    # locations (under the uploads folder, as theirs will be), then the uploads are kept.
+    stand_ins = [f"{rt.places.uploads}/{key.id}/upload-{i}{ext}" for i, (_, ext) in enumerate(images)]
+    run = job_request(_upload_contract(fields, stand_ins), key, rt.settings, rt.places)
+    stored = [rt.store_upload(key, content, ext) for content, ext in images]
+    given = len(run.backgrounds) - len(stored[1:])
+    run = run.model_copy(update={"product": stored[0], "backgrounds": [*run.backgrounds[:given], *stored[1:]]})
+    fields = {**fields, "product": stored[0], "backgrounds": [*fields.get("backgrounds", []), *stored[1:]]}
     digest = body_digest({"request": fields, "webhook_url": webhook_url})
     job, created = _submit(rt, key, run, webhook_url, idempotency_key, digest)
     return _answer(rt, job, request, response, created=created, prefer=prefer)
+
+
+def _upload_contract(fields: dict, locations: list[str]) -> RunRequest:
+    """The run contract of an upload: ``options`` with the product and uploaded backgrounds at ``locations``."""
+    fields = {**fields, "product": locations[0], "backgrounds": [*fields.get("backgrounds", []), *locations[1:]]}
+    try:
+        return RunRequest.model_validate(fields)
+    except ValidationError as exc:
+        raise ApiProblem(422, f"options: {describe(exc, RunRequest)}") from None
 
 
 def _owned(rt: Runtime, key: ApiKey, job_id: str) -> JobRecord:
@@ -165,11 +177,18 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=Job, responses=COMMON | problem_responses(404), summary="Read a job")
-def read_job(job_id: str, rt: RuntimeDep, key: KeyDep, prefer: Annotated[str | None, Header()] = None) -> Job:
+def read_job(
+    job_id: str,
+    rt: RuntimeDep,
+    key: KeyDep,
+    response: Response,
+    prefer: Annotated[str | None, Header(description="wait=N: answer when the job ends, or after N seconds")] = None,
+) -> Job:
     job = rt.refresh(_owned(rt, key, job_id))
     wait = _prefer_wait(prefer, rt.settings.service.max_wait_s)
     if wait:
         job = rt.wait(job, wait)
+        response.headers["Preference-Applied"] = f"wait={wait}"
     return job_view(job, rt.places.base_url, rt.records.attempts(job.id))
 
 

@@ -15,6 +15,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import Response
+from pydantic import ValidationError
 
 from placewright.request import RunRequest
 from placewright.storage import open_location
@@ -33,7 +34,7 @@ router = APIRouter(prefix="/image", tags=["prototype compatibility"])
 @router.post(
     "/generate",
     response_model=LegacyAccepted,
-    responses=problem_responses(401, 413, 422, 429),
+    responses=problem_responses(400, 401, 413, 422, 429),
     summary="The prototype's job submission (multipart)",
 )
 def generate(
@@ -45,19 +46,22 @@ def generate(
     webhook_url: Annotated[str | None, Form()] = None,
 ) -> LegacyAccepted:
     data = product_image.file.read()
-    stored = rt.store_upload(key, data, image_upload(data, "product_image", rt.settings))
-    fields: dict[str, object] = {"product": stored}
+    extension = image_upload(data, "product_image", rt.settings)
+    fields: dict[str, object] = {}
     if background_prompt and background_prompt.strip():
         fields["prompts"] = [background_prompt]
     if product_placement and product_placement.strip():
         fields["surface"] = product_placement
-    try:
-        contract = RunRequest.model_validate(fields)
-    except Exception as exc:
-        raise ApiProblem(422, describe(exc, RunRequest) if hasattr(exc, "errors") else str(exc)) from None
+    try:  # checked with a stand-in for where the upload will be kept (under the uploads folder)
+        contract = RunRequest.model_validate({**fields, "product": f"{rt.places.uploads}/{key.id}/upload{extension}"})
+    except ValidationError as exc:
+        raise ApiProblem(422, describe(exc, RunRequest)) from None
     run = job_request(contract, key, rt.settings, rt.places)
     if webhook_url:
         check_public_url(webhook_url, "webhook_url", rt.settings)
+    # Everything checked: now the upload is kept.
+    fields["product"] = rt.store_upload(key, data, extension)
+    run = run.model_copy(update={"product": fields["product"]})
     try:
         job, _ = rt.submit(
             key,
@@ -103,8 +107,11 @@ def output(filename: str, rt: RuntimeDep, key: LegacyKeyDep) -> Response:
     flow_run = rt.engine.read_run(job.flow_run_id) if job.flow_run_id else None
     if flow_run is None:
         raise ApiProblem(404, "Output not found")
-    image_name = _first_image(location, run_folder(flow_run))
-    data = location.fs.cat_file(location.path(image_name))
+    try:
+        image_name = _first_image(location, run_folder(flow_run))
+        data = location.fs.cat_file(location.path(image_name))
+    except FileNotFoundError:  # removed from the store since (a retention policy): gone, not a server error
+        raise ApiProblem(404, "Output not found") from None
     media = mimetypes.guess_type(image_name)[0] or "application/octet-stream"
     return Response(content=data, media_type=media, headers={"Cache-Control": "private, max-age=3600"})
 

@@ -13,7 +13,9 @@ refuses) or a failed variant does not stop the others: what finished is publishe
 lists what failed and why. The flow run ends **Completed** only when every variant of every product
 was published; otherwise it ends **Failed** (after publishing what it could), so the dashboard shows
 it and a Retry re-runs only what had not finished: the stages that had are Cached, published
-objects are not written again.
+objects are not written again. A product whose cached stages point at a missing or corrupt
+intermediate image (evicted from the cache, truncated) is made again once with every stage
+recomputed; at the end, the local intermediate-image cache is bounded (``cache_max_bytes``).
 """
 
 from __future__ import annotations
@@ -34,10 +36,12 @@ from flows.artifacts import VariantProgress, embedded_image, is_browsable
 from flows.pipeline import (
     ProductRun,
     apply_quality_gate,
+    evict_intermediates,
     publish_product_run,
     result_storage,
     run_identity,
     submit_product_run,
+    unusable_blob,
     variant_failures,
 )
 from flows.place_product import run_access
@@ -45,7 +49,7 @@ from flows.runners import task_runner_from_settings
 from placewright.access import Access
 from placewright.campaign import CampaignProduct, CampaignSpec, load_campaign, parse_campaign
 from placewright.contact_sheet import Tile, contact_sheet
-from placewright.errors import InvalidInput, PlacewrightError, first_line
+from placewright.errors import BlobUnusable, InvalidInput, PlacewrightError, first_line
 from placewright.gallery import GALLERY_NAME, campaign_gallery
 from placewright.imageio import CONTENT_TYPES, downscale, encode_image
 from placewright.manifest import CampaignSummary, Manifest, ProductOutcome, VariantOutcome, to_json
@@ -77,6 +81,8 @@ class ProductJob:
     manifest_url: str | None = None
     published: Manifest | None = None
     thumbnails: dict[int, bytes] = field(default_factory=dict)  # variant index -> small JPEG (contact sheet)
+    unusable: BlobUnusable | None = None  # a missing or corrupt intermediate image: made again, once
+    healed: bool = False
 
 
 # validate_parameters=False: the campaign is checked inside (field paths in one-line messages).
@@ -139,9 +145,30 @@ def run_campaign(
             progress.variant_finished()  # a broken product's variants are done: they failed
         for _ in as_completed([f for job in jobs if job.run is not None for f in job.run.finals]):
             progress.variant_finished()
-        apply_quality_gate(*(job.run for job in jobs if job.run is not None))
-        for job in jobs:
-            _publish(job, settings)
+        try:
+            apply_quality_gate(*(job.run for job in jobs if job.run is not None))
+            for job in jobs:
+                _publish(job, settings)
+            healing = [(job, job.run, job.unusable) for job in jobs if job.run is not None and job.unusable is not None]
+            for job, run, unusable in healing:  # its cached stages' images were evicted or corrupt: every stage again
+                logger.warning(
+                    "product %s: %s: making it again with every stage recomputed", job.line.name, first_line(unusable)
+                )
+                job.run = submit_product_run(
+                    run.plan,
+                    settings,
+                    run_id=run_id,
+                    run_path=f"{run_path}/{job.line.name}",
+                    created_at=created_at,
+                    refresh=True,
+                    storage=storage,
+                )
+                job.healed, job.unusable = True, None
+            apply_quality_gate(*(job.run for job, _, _ in healing if job.run is not None))
+            for job, _, _ in healing:
+                _publish(job, settings)
+        finally:
+            evict_intermediates(out, settings)
     summary = _summary(spec, jobs, run_id, created_at, location.uri(run_path), settings)
     fmt = spec.options.format or settings.output.format
     summary, sheet_preview = _publish_pictures(summary, jobs, location, run_path, fmt, settings)
@@ -181,11 +208,17 @@ def _publish(job: ProductJob, settings: Settings) -> None:
     if run is None:
         return
     job.failures = variant_failures(run)
+    if job.failures and not job.healed and (unusable := unusable_blob(run)) is not None:
+        job.unusable = unusable  # made again (see run_campaign), then published
+        return
     if len(job.failures) == len(run.plan.variants):
         return  # nothing to publish
     try:
         published = publish_product_run(run, settings, skip=frozenset(job.failures))
     except Exception as exc:  # publishing itself failed (after its retries): every variant is lost
+        if isinstance(exc, BlobUnusable) and not job.healed:
+            job.unusable = exc  # made again (see run_campaign), then published
+            return
         reason = first_line(exc)
         job.failures = {v.index: job.failures.get(v.index, f"publish: {reason}") for v in run.plan.variants}
         return

@@ -25,13 +25,15 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from prefect import Task, unmapped
+from prefect import Task, get_run_logger, unmapped
+from prefect.client.schemas.objects import TaskRun
 from prefect.context import FlowRunContext
 from prefect.filesystems import WritableFileSystem
 from prefect.futures import PrefectFuture
 from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
+from prefect.states import State
 
-from placewright.errors import first_line
+from placewright.errors import BlobUnusable, first_line
 from placewright.manifest import DroppedVariant
 from placewright.plan import RunPlan
 from placewright.publish import PublishedRun, new_run_id, run_id_for
@@ -40,6 +42,7 @@ from placewright.request import Variant
 from placewright.settings import Settings
 from placewright.stages import CHECK, VARIANT_VALUES, Stage, stages
 from placewright.storage import intermediates_url, is_local, results_url, storage_options
+from placewright.store import BlobStore
 from tasks.ingest import ingest_image
 from tasks.publish import publish_outputs
 from tasks.results import SERIALIZER, LocalResults, RemoteResults
@@ -372,7 +375,9 @@ def publish_product_run(run: ProductRun, settings: Settings, *, skip: frozenset[
             dropped.append(DroppedVariant(**dict(variant), quality=report, attempts=run.attempts[i]))
         else:
             variants.append((variant, outputs, run.attempts[i]))
-    publish = configured(publish_outputs, settings, refresh=False, storage=None)
+    publish = configured(publish_outputs, settings, refresh=False, storage=None).with_options(
+        retry_condition_fn=retry_unless_blob_unusable
+    )
     plan = run.plan
     return publish(
         run.run_id,
@@ -387,3 +392,54 @@ def publish_product_run(run: ProductRun, settings: Settings, *, skip: frozenset[
         settings.output.model_copy(update={"format": plan.format}),
         run.root,
     )
+
+
+def retry_unless_blob_unusable(task: Task, task_run: TaskRun, state: State) -> bool:
+    """Prefect ``retry_condition_fn`` of publishing: a missing or corrupt intermediate stays so; heal instead."""
+    try:
+        state.result()
+    except BlobUnusable:
+        return False
+    except Exception:
+        return True
+    return False
+
+
+def unusable_blob(run: ProductRun) -> BlobUnusable | None:
+    """The missing or corrupt intermediate image that failed a step of ``run``, if one did (waits for all).
+
+    The flows then make the product again once with ``refresh=True``: every stage recomputed, every
+    blob written anew (:mod:`placewright.store`).
+    """
+    for position in range(len(run.plan.variants)):
+        failed = _first_failed(run, position)
+        if failed is not None and isinstance(error := failed[1].state.result(raise_on_failure=False), BlobUnusable):
+            return error
+    return None
+
+
+def evict_intermediates(out: str, settings: Settings) -> None:
+    """End of a run: bound the local intermediate-image store of ``out`` to ``cache_max_bytes``.
+
+    Least recently used blobs go first, down to 80% of the bound; a remote store is left alone (a bucket
+    lifecycle rule bounds it). Never fails the run: a problem is logged as a warning.
+    """
+    root = intermediates_url(out, settings.storage, settings.cache_dir)
+    if settings.cache_max_bytes == 0 or not is_local(root):
+        return
+    logger = get_run_logger()
+    try:
+        evicted = BlobStore(root).evict(settings.cache_max_bytes)
+    except OSError as exc:
+        logger.warning("could not bound the intermediate-image cache %s: %s", root, first_line(exc))
+        return
+    if evicted.removed:
+        logger.info(
+            "intermediate-image cache %s: removed %d least recently used image(s), %.1f MB; %.1f MB left "
+            "(bound %.1f MB)",
+            root,
+            evicted.removed,
+            evicted.freed / 1e6,
+            evicted.total / 1e6,
+            settings.cache_max_bytes / 1e6,
+        )

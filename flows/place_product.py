@@ -19,6 +19,11 @@ product stage refuses is bad input, as when the request itself is). For a remote
 store, under ``<out>/.placewright/``, so a retry on any machine that can reach the bucket reuses the
 stages that had finished. The run id comes from the flow run, so a retried flow run publishes to
 the same run folder and rewrites nothing that is there.
+
+A missing or corrupt intermediate image (a cached stage's output that the cache evicted, or a
+truncated file) fails a step with :class:`~placewright.errors.BlobUnusable`: the product is then made
+again once with every stage recomputed (one warning names the image). At the end of every run the
+local intermediate-image cache is bounded (``cache_max_bytes``, :func:`~flows.pipeline.evict_intermediates`).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from prefect.futures import as_completed
 from flows.artifacts import VariantProgress, report_run
 from flows.pipeline import (
     apply_quality_gate,
+    evict_intermediates,
     publish_product_run,
     raise_first_failure,
     run_identity,
@@ -41,9 +47,10 @@ from flows.pipeline import (
 )
 from flows.runners import task_runner_from_settings
 from placewright.access import UNRESTRICTED, Access
-from placewright.errors import QualityGateFailed
+from placewright.errors import BlobUnusable, QualityGateFailed, first_line
 from placewright.manifest import Manifest, to_json
-from placewright.plan import plan_run
+from placewright.plan import RunPlan, plan_run
+from placewright.publish import PublishedRun
 from placewright.request import RunRequest
 from placewright.settings import Settings, get_settings
 from placewright.validation import validate
@@ -93,13 +100,15 @@ def place_product(request: RunRequest, refresh: bool = False) -> Manifest:
         plan = plan_run(request, settings, downloads=Path(downloads), access=run_access(settings))
         run_id, created_at = run_identity()
         logger.info("run %s: %d variant(s) of %s", run_id, len(plan.variants), plan.product.source)
-        run = submit_product_run(plan, settings, run_id=run_id, run_path=run_id, created_at=created_at, refresh=refresh)
         progress = VariantProgress(run_id, total=len(plan.variants))
-        for _ in as_completed(run.finals):
-            progress.variant_finished()
-        apply_quality_gate(run)  # variants that failed a scene-dependent check: made again, next seed
-        raise_first_failure(run)  # all or nothing: the earliest failure, as its stage raised it
-        published = publish_product_run(run, settings)
+        try:
+            try:
+                published = _make(plan, settings, run_id, created_at, refresh, progress)
+            except BlobUnusable as exc:  # a cached stage's image was evicted or corrupt: recompute, once
+                logger.warning("%s: making the product again with every stage recomputed", first_line(exc))
+                published = _make(plan, settings, run_id, created_at, True, None)
+        finally:
+            evict_intermediates(plan.out, settings)
     manifest = published.manifest
     report_run(manifest, published.manifest_url, published.sheet_preview)
     for variant in manifest.variants:
@@ -109,6 +118,19 @@ def place_product(request: RunRequest, refresh: bool = False) -> Manifest:
         reasons = "; ".join(f"variant {d.index}: {d.quality.summary()}" for d in manifest.dropped)
         raise QualityGateFailed(f"every variant failed the quality gate and was left out ({reasons})")
     return manifest
+
+
+def _make(
+    plan: RunPlan, settings: Settings, run_id: str, created_at: str, refresh: bool, progress: VariantProgress | None
+) -> PublishedRun:
+    """Submit the product's stages, wait, apply the quality gate and publish; raises the earliest failure."""
+    run = submit_product_run(plan, settings, run_id=run_id, run_path=run_id, created_at=created_at, refresh=refresh)
+    for _ in as_completed(run.finals):
+        if progress is not None:
+            progress.variant_finished()
+    apply_quality_gate(run)  # variants that failed a scene-dependent check: made again, next seed
+    raise_first_failure(run)  # all or nothing: the earliest failure, as its stage raised it
+    return publish_product_run(run, settings)
 
 
 if __name__ == "__main__":

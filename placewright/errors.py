@@ -32,6 +32,18 @@ class StageFailed(PlacewrightError):
     """A stage could not produce a result with any of its backends."""
 
 
+class BlobUnusable(StageFailed):
+    """An intermediate image is missing from the cache (evicted, deleted) or corrupt (then it was removed).
+
+    The flows make the product again once with every stage recomputed, which writes it anew.
+    ``sha256`` names the blob.
+    """
+
+    def __init__(self, message: str, *, sha256: str | None = None, stage: str | None = None) -> None:
+        super().__init__(message, stage=stage)
+        self.sha256 = sha256
+
+
 class QualityGateFailed(PlacewrightError):
     """Every variant failed the quality gate and the policy left them all out: nothing was published."""
 

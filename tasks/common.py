@@ -212,9 +212,11 @@ def blob_store(root: str) -> BlobStore:
     """The intermediate-image store at ``root``, opened with this process's storage settings.
 
     Endpoint, profile and credentials are not task inputs (they would show in the UI and in
-    cache keys): every worker reads them from its own environment.
+    cache keys): every worker reads them from its own environment, and the compression level
+    (``cache_compression``) too: it changes how blobs are stored, never what they hold.
     """
-    return BlobStore(root, storage_options(root, get_settings().storage))
+    settings = get_settings()
+    return BlobStore(root, storage_options(root, settings.storage), level=settings.cache_compression)
 
 
 class InjectedFault(StageFailed):

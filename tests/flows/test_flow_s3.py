@@ -51,7 +51,7 @@ def test_flow_publishes_to_s3_and_caches_there(
         assert response.status_code == 200 and response.headers["content-type"] == "image/webp"
         assert response.content == client.get_object(Bucket=bucket, Key=run_prefix + variant["image"])["Body"].read()
     # Intermediates and Prefect's cached results live in the same bucket, for every worker to find.
-    assert any(k.startswith("spring/.placewright/blobs/") and k.endswith(".npy") for k in objects)
+    assert any(k.startswith("spring/.placewright/blobs/") and k.endswith(".pwb") for k in objects)
     assert any(k.startswith("spring/.placewright/results/") for k in objects)
 
     # The UI shows an image per variant (presigned URLs load in a browser), a table and a finished progress bar.

@@ -54,7 +54,8 @@ from placewright.gallery import GALLERY_NAME, campaign_gallery
 from placewright.imageio import CONTENT_TYPES, downscale, encode_image
 from placewright.manifest import CampaignSummary, Manifest, ProductOutcome, VariantOutcome, to_json
 from placewright.plan import list_variants, output_location, plan_run, with_defaults
-from placewright.publish import CONTACT_SHEET_STEM, SHEET_PREVIEW_QUALITY, SHEET_PREVIEW_SIDE, sheet_lines
+from placewright.publish import CONTACT_SHEET_STEM, SHEET_PREVIEW_QUALITY, SHEET_PREVIEW_SIDE, PublishedRun, sheet_lines
+from placewright.republish import remember, republish, run_key
 from placewright.request import RunRequest, Variant
 from placewright.settings import Settings, get_settings
 from placewright.storage import Location, StoredObject
@@ -83,6 +84,7 @@ class ProductJob:
     thumbnails: dict[int, bytes] = field(default_factory=dict)  # variant index -> small JPEG (contact sheet)
     unusable: BlobUnusable | None = None  # a missing or corrupt intermediate image: made again, once
     healed: bool = False
+    run_key: str | None = None  # what decides what the product makes (placewright.republish.run_key)
 
 
 # validate_parameters=False: the campaign is checked inside (field paths in one-line messages).
@@ -131,11 +133,31 @@ def run_campaign(
                 job.error = str(exc)
                 logger.error("product %s: %s", job.line.name, exc)
                 continue
+            job.run_key = run_key(plan, settings)
+            product_path = f"{run_path}/{job.line.name}"
+            if (
+                not refresh
+                and settings.reuse_identical_runs
+                and (
+                    identical := republish(
+                        plan.out,
+                        job.run_key,
+                        run_path=product_path,
+                        run_id=run_id,
+                        created_at=created_at,
+                        settings=settings,
+                    )
+                )
+            ):  # the same product, scenes, settings and code as an earlier run: its files, no stage runs
+                logger.info("product %s: identical to run %s, published from its files", job.line.name,
+                            identical.copied_from)  # fmt: skip
+                _published(job, identical)
+                continue
             job.run = submit_product_run(
                 plan,
                 settings,
                 run_id=run_id,
-                run_path=f"{run_path}/{job.line.name}",
+                run_path=product_path,
                 created_at=created_at,
                 refresh=refresh,
                 storage=storage,
@@ -222,6 +244,12 @@ def _publish(job: ProductJob, settings: Settings) -> None:
         reason = first_line(exc)
         job.failures = {v.index: job.failures.get(v.index, f"publish: {reason}") for v in run.plan.variants}
         return
+    _published(job, published)
+    if job.run_key is not None:
+        remember(run.plan.out, job.run_key, published, run.run_path, settings)
+
+
+def _published(job: ProductJob, published: PublishedRun) -> None:
     job.manifest = f"{job.line.name}/manifest.json"
     job.manifest_url = published.manifest_url
     job.published = published.manifest

@@ -43,6 +43,7 @@ from placewright.settings import Settings
 from placewright.stages import CHECK, VARIANT_VALUES, Stage, stages
 from placewright.storage import intermediates_url, is_local, results_url, storage_options
 from placewright.store import BlobStore
+from tasks.common import GPU_TAG
 from tasks.ingest import ingest_image
 from tasks.publish import publish_outputs
 from tasks.results import SERIALIZER, LocalResults, RemoteResults
@@ -150,6 +151,22 @@ def configured(task: Task, settings: Settings, refresh: bool, storage: WritableF
     return task.with_options(**options)
 
 
+def without_idle_gpu_tag(task: Task, stage: Stage, settings: Settings) -> Task:
+    """The task without the ``gpu`` tag when no backend of its stage that can run here loads a model.
+
+    A tag with a concurrency limit costs an API round trip per task run (acquiring a slot), and a
+    classical backend needs no GPU slot.
+    """
+    if GPU_TAG not in task.tags or stage.registry is None:
+        return task
+    options = getattr(settings, stage.section)
+    if stage.registry.loads_models(getattr(options, "backend", "auto"), options):
+        return task
+    untagged = task.with_options()  # a copy; with_options(tags=set()) would keep the old tags
+    untagged.tags = set(task.tags) - {GPU_TAG}
+    return untagged
+
+
 def stage_task_of(stage: Stage) -> Task:
     """The Prefect task the stage table names for ``stage`` (``"module:attribute"``)."""
     module, _, attribute = stage.task.partition(":")
@@ -241,7 +258,7 @@ def submit_product_run(
     }
     outputs: dict[str, Any] = {}
     for stage in (*submission_order(), CHECK_STEP):
-        task = configured(stage_task_of(stage), settings, refresh, storage)
+        task = without_idle_gpu_tag(configured(stage_task_of(stage), settings, refresh, storage), stage, settings)
         arguments = stage_arguments(stage, task, settings, run_values, outputs)
         outputs[stage.name] = task.submit(**arguments) if stage.scope == "product" else list(task.map(**arguments))
     variants = list(plan.variants)
@@ -274,7 +291,9 @@ def remake_variants(run: ProductRun, positions: list[int]) -> None:
     }
     outputs: dict[str, Any] = {s.name: run.outputs[s.name] for s in stages("product")}
     for step in (*(s for s in submission_order() if s.scope == "variant"), CHECK_STEP):
-        task = configured(stage_task_of(step), run.settings, run.refresh, run.storage)
+        task = without_idle_gpu_tag(
+            configured(stage_task_of(step), run.settings, run.refresh, run.storage), step, run.settings
+        )
         outputs[step.name] = list(task.map(**stage_arguments(step, task, run.settings, values, outputs)))
     for step in variant_steps():
         for k, position in enumerate(positions):

@@ -51,6 +51,7 @@ from placewright.errors import BlobUnusable, QualityGateFailed, first_line
 from placewright.manifest import Manifest, to_json
 from placewright.plan import RunPlan, plan_run
 from placewright.publish import PublishedRun
+from placewright.republish import remember, republish, run_key
 from placewright.request import RunRequest
 from placewright.settings import Settings, get_settings
 from placewright.validation import validate
@@ -100,15 +101,26 @@ def place_product(request: RunRequest, refresh: bool = False) -> Manifest:
         plan = plan_run(request, settings, downloads=Path(downloads), access=run_access(settings))
         run_id, created_at = run_identity()
         logger.info("run %s: %d variant(s) of %s", run_id, len(plan.variants), plan.product.source)
-        progress = VariantProgress(run_id, total=len(plan.variants))
-        try:
+        key = run_key(plan, settings)
+        identical = (
+            None
+            if refresh or not settings.reuse_identical_runs
+            else republish(plan.out, key, run_path=run_id, run_id=run_id, created_at=created_at, settings=settings)
+        )
+        if identical is not None:  # the same product, scenes, settings and code as an earlier run: its files
+            logger.info("run %s: identical to run %s, published from its files", run_id, identical.copied_from)
+            published = identical
+        else:
+            progress = VariantProgress(run_id, total=len(plan.variants))
             try:
-                published = _make(plan, settings, run_id, created_at, refresh, progress)
-            except BlobUnusable as exc:  # a cached stage's image was evicted or corrupt: recompute, once
-                logger.warning("%s: making the product again with every stage recomputed", first_line(exc))
-                published = _make(plan, settings, run_id, created_at, True, None)
-        finally:
-            evict_intermediates(plan.out, settings)
+                try:
+                    published = _make(plan, settings, run_id, created_at, refresh, progress)
+                except BlobUnusable as exc:  # a cached stage's image was evicted or corrupt: recompute, once
+                    logger.warning("%s: making the product again with every stage recomputed", first_line(exc))
+                    published = _make(plan, settings, run_id, created_at, True, None)
+            finally:
+                evict_intermediates(plan.out, settings)
+            remember(plan.out, key, published, run_id, settings)
     manifest = published.manifest
     report_run(manifest, published.manifest_url, published.sheet_preview)
     for variant in manifest.variants:

@@ -189,6 +189,12 @@ class Registry(Generic[B]):
         picked = self.get(choice)
         return [picked, self.get(self.classical)] if choice != self.classical else [picked]
 
+    def loads_models(self, choice: str = "auto", options: Any = None) -> bool:
+        """Whether a backend of the chain that can run here loads model weights (and so may use a GPU)."""
+        return any(
+            b.unavailable_reason(options) is None and b.weights(options) is not None for b in self.chain(choice)
+        )
+
     def signature(self, choice: str = "auto", options: Any = None) -> str:
         """``name@version`` of every backend in the chain that can run (others ``name@-``).
 

@@ -136,6 +136,7 @@ class PublishedRun:
     unchanged: list[str]
     sheet_preview: bytes | None = None  # a small JPEG of the contact sheet, for the Prefect run page
     thumbnails: dict[int, bytes] = field(default_factory=dict)  # variant index -> small JPEG (campaign sheet)
+    copied_from: str | None = None  # the earlier identical run whose files were copied (placewright.republish)
 
 
 def publish_run(

@@ -695,6 +695,11 @@ class Settings(BaseSettings):
         "RGB images, ~8x smaller cut-outs and masks, but ~25 ms more per 1024x1024 RGB write and ~10 ms per read "
         "(a computed 8-variant run: ~1.2 CPU-s more). Blobs of either kind are read.",
     )
+    reuse_identical_runs: bool = Field(
+        True,
+        description="A run identical to an earlier one (same product, scenes, options, settings and code) copies "
+        "that run's published files instead of running its stages; --refresh always runs them.",
+    )
     limits: LimitsSettings = LimitsSettings()
     enhance: EnhanceSettings = EnhanceSettings()
     cutout: CutoutSettings = CutoutSettings()

@@ -29,6 +29,12 @@ pytestmark = pytest.mark.usefixtures("prefect_server")
 ARGS = dict(prompts=["white studio"], size="384x384")
 
 
+@pytest.fixture(autouse=True)
+def stage_by_stage(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the stages' own caches: no copying of an identical earlier run."""
+    monkeypatch.setenv("PLACEWRIGHT_REUSE_IDENTICAL_RUNS", "false")
+
+
 @pytest.fixture
 def blobs(isolated_settings: Path) -> Path:
     """The local intermediate-image store of the tests' runs."""

@@ -40,6 +40,12 @@ ROOT = Path(__file__).resolve().parents[2]
 REQUEST = dict(prompts=["white studio"], size="256x256", seed=1)
 
 
+@pytest.fixture(autouse=True)
+def stage_by_stage(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the stages' own caches: no copying of an identical earlier run."""
+    monkeypatch.setenv("PLACEWRIGHT_REUSE_IDENTICAL_RUNS", "false")
+
+
 def refusal(key: str, storage: str, serializer: str) -> str:
     return (
         f"refusing cached result {key} in {storage}: written by the {serializer!r} serializer; "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tasks.analyze import analyze_product
@@ -22,3 +24,18 @@ def test_model_bearing_tasks_are_tagged_gpu(task) -> None:
 @pytest.mark.parametrize("task", [analyze_product, composite_variant, publish_outputs])
 def test_other_tasks_are_not(task) -> None:
     assert "gpu" not in task.tags
+
+
+def test_a_run_drops_the_gpu_tag_where_no_backend_loads_a_model(tmp_path: Path) -> None:
+    """Each tagged task run acquires a concurrency slot over the API: only worth it when a model may load."""
+    from flows.pipeline import without_idle_gpu_tag
+    from placewright.settings import Settings
+    from placewright.stages import stages
+    from tests.real_models import only
+
+    cutout = next(s for s in stages() if s.name == "cutout")
+    classical = Settings(models_dir=tmp_path / "no-models")
+    assert "gpu" not in without_idle_gpu_tag(cut_out_product, cutout, classical).tags
+    with_u2netp = Settings(models_dir=only("u2netp", folder=tmp_path))
+    assert "gpu" in without_idle_gpu_tag(cut_out_product, cutout, with_u2netp).tags
+    assert "gpu" in cut_out_product.tags  # the task itself keeps it

@@ -16,11 +16,14 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 STARTUP_TIMEOUT_SECONDS = 60.0
 POLL_SECONDS = 0.1
@@ -33,18 +36,26 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:
-    """In the server's process before it runs: SIGTERM it when the process that started it dies.
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    """``preexec_fn``: in the server's process before it runs, SIGTERM it when the process that started it dies.
 
     Even a SIGKILL of the CLI or the service then stops its private server, which would otherwise keep
     its port, ~210 MB and a lock on Prefect's SQLite database (a second server on it then hangs).
-    Linux only (prctl); elsewhere :meth:`LocalApi.stop` at exit is all there is.
+    Linux only (prctl); elsewhere :meth:`LocalApi.stop` at exit is all there is. The kernel sends the
+    signal when the *thread* that forked the server ends, so start it from the main thread (the CLI
+    and ``placewright serve`` do).
     """
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
+
+    def arm() -> None:
+        try:
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        except (OSError, AttributeError):
+            return
+        if os.getppid() != parent:  # the parent died before prctl took effect: no signal will come
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arm
 
 
 @dataclass
@@ -53,6 +64,9 @@ class LocalApi:
 
     port: int = field(default_factory=_free_port)
     process: subprocess.Popen | None = None
+    # The server's stderr: an unlinked temporary file, not a pipe that nobody reads (once 64 KB of
+    # warnings filled it, a long-lived server, e.g. the service's, would block on its next log line).
+    errors: Any = None
 
     @property
     def url(self) -> str:
@@ -71,6 +85,7 @@ class LocalApi:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         }
         env.pop("PREFECT_API_URL", None)
+        self.errors = tempfile.TemporaryFile()  # noqa: SIM115 - open while the server runs, closed by stop()
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -92,8 +107,8 @@ class LocalApi:
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            preexec_fn=_die_with_parent,
+            stderr=self.errors,
+            preexec_fn=_die_with_parent(os.getpid()),
         )
         # Registered before Prefect is imported, so it runs after Prefect's own exit
         # handlers have flushed logs and events to this server.
@@ -105,8 +120,9 @@ class LocalApi:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                err = self.process.stderr.read().decode(errors="replace")[-500:] if self.process.stderr else ""
-                raise RuntimeError(f"the local Prefect server exited with code {self.process.returncode}: {err}")
+                raise RuntimeError(
+                    f"the local Prefect server exited with code {self.process.returncode}: {self._error_tail()}"
+                )
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=1) as response:
                     if response.status == 200:
@@ -116,6 +132,13 @@ class LocalApi:
             time.sleep(POLL_SECONDS)
         self.stop()
         raise RuntimeError(f"the local Prefect server did not start within {timeout:.0f} s")
+
+    def _error_tail(self, size: int = 500) -> str:
+        if self.errors is None:
+            return ""
+        self.errors.seek(0, os.SEEK_END)
+        self.errors.seek(max(0, self.errors.tell() - size))
+        return self.errors.read().decode(errors="replace")
 
     def stop(self) -> None:
         if self.process is None:
@@ -127,3 +150,6 @@ class LocalApi:
             self.process.kill()
             self.process.wait()
         self.process = None
+        if self.errors is not None:
+            self.errors.close()
+            self.errors = None

@@ -395,9 +395,150 @@ def keys_rotate_secret(name: Annotated[str, typer.Argument(help="The key's name.
     print(json.dumps({"name": key.name, "webhook_secret": key.webhook_secret}, indent=2))
 
 
+server_app = typer.Typer(
+    help="A local Prefect server kept in the background: runs use it instead of starting their own.",
+    no_args_is_help=True,
+)
+app.add_typer(server_app, name="server")
+
+
+@server_app.command("start")
+def server_start(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port (the UI is at http://HOST:PORT).")] = 4200,
+    crash_after: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Mark a flow run Crashed when its heartbeats stop for this many seconds "
+            "(0: no automation, and runs skip heartbeats: ~1 s faster each).",
+        ),
+    ] = 540,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for the server to answer.")] = 120.0,
+) -> None:
+    """Start a Prefect server in the background (state in $PREFECT_HOME) and wait until it answers."""
+    from flows import background_server as bg
+
+    if 0 < crash_after < bg.MIN_CRASH_AFTER_S:
+        _fail(f"--crash-after must be 0 or at least {bg.MIN_CRASH_AFTER_S} s", EXIT_BAD_INPUT)
+    try:
+        server, started = bg.start(host, port, timeout=timeout)
+    except bg.ServerError as exc:
+        _fail(exc, EXIT_FAILED)
+    if started:
+        print(f"Prefect server running at {server.url} (pid {server.pid}; UI {server.ui_url}; log {server.log})")
+    else:
+        print(f"Prefect server already running at {server.url} (pid {server.pid})")
+    bg.note_crash_after(_crash_automation(server.url, crash_after))
+    if os.environ.get("PREFECT_API_URL") and os.environ["PREFECT_API_URL"].rstrip("/") != server.url:
+        print(
+            f"placewright: warning: PREFECT_API_URL is set ({os.environ['PREFECT_API_URL']}): runs use it, "
+            "not this server",
+            file=sys.stderr,
+        )
+
+
+@server_app.command("status")
+def server_status() -> None:
+    """Whether the background server runs (exit 0) or not (exit 1), its URL and pid."""
+    from flows import background_server as bg
+
+    server = bg.find()
+    if server is None:
+        print("not running")
+        raise typer.Exit(EXIT_FAILED)
+    if not bg.healthy(server.url, timeout=2.0):
+        print(f"not answering: {server.url} (pid {server.pid}; log {server.log})")
+        raise typer.Exit(EXIT_FAILED)
+    print(f"running: {server.url} (pid {server.pid}; UI {server.ui_url}; since {server.started_at})")
+
+
+@server_app.command("stop")
+def server_stop(
+    timeout: Annotated[float, typer.Option(min=0, help="Seconds between SIGTERM and SIGKILL.")] = 10.0,
+) -> None:
+    """Stop the background server: SIGTERM, then SIGKILL after --timeout; its record is removed."""
+    from flows import background_server as bg
+
+    server, killed = bg.stop(timeout=timeout)
+    if server is None:
+        print("not running")
+        return
+    print(f"stopped the Prefect server at {server.url} (pid {server.pid}{', killed' if killed else ''})")
+
+
+@server_app.command("watch-crashes")
+def server_watch_crashes(
+    crash_after: Annotated[
+        int, typer.Option(min=10, help="Mark a flow run Crashed when its heartbeats stop for this many seconds.")
+    ] = 540,
+) -> None:
+    """Mark flow runs Crashed when their heartbeats stop (on $PREFECT_API_URL, else the background server).
+
+    Killed runs (SIGKILL, a lost machine) would otherwise show Running forever. Idempotent: run it
+    again to change the window.
+    """
+    from flows import background_server as bg
+
+    server = bg.find()
+    url = os.environ.get("PREFECT_API_URL", "").rstrip("/")
+    if not url and server is None:
+        _fail("set PREFECT_API_URL to the server, or `placewright server start`", EXIT_BAD_INPUT)
+    window = _crash_automation(url or server.url, crash_after, strict=True)
+    if server is not None and url in ("", server.url):
+        bg.note_crash_after(window)  # runs on the background server send heartbeats from now on
+
+
+def _crash_automation(url: str, crash_after: int, *, strict: bool = False) -> int:
+    """Create, update or (``crash_after`` 0) remove the zombie-run automation on ``url``; the window in force."""
+    from flows.background_server import CRASH_AUTOMATION_NAME, ensure_crash_automation
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+    try:
+        done = ensure_crash_automation(url.rstrip("/"), crash_after)
+    except Exception as exc:
+        message = f"could not create the automation {CRASH_AUTOMATION_NAME!r} on {url}: {first_line(exc)}"
+        if strict:
+            _fail(message, EXIT_FAILED)
+        print(f"placewright: warning: {message}", file=sys.stderr)
+        return 0
+    if crash_after:
+        watch = f"a flow run with no heartbeat for {crash_after} s is Crashed"
+        print(f"automation {CRASH_AUTOMATION_NAME!r} {done}: {watch}")
+    elif done == "removed":
+        print(f"automation {CRASH_AUTOMATION_NAME!r} removed: killed runs stay Running")
+    return crash_after
+
+
+# A SIGTERM (what `timeout` and `kill` send) or SIGHUP ends the CLI through its exit handlers, which stop a
+# private server; this long after the signal, the process exits even if a stage is still working (the
+# server then gets SIGTERM from the kernel: flows/local_api.py sets PDEATHSIG).
+SIGNAL_GRACE_S = 10.0
+
+
+def _exit_on_signals() -> None:
+    import contextlib
+    import signal
+    import threading
+
+    def handler(signum: int, _frame: object) -> None:
+        signal.signal(signum, signal.SIG_DFL)  # a second one ends the process at once
+        deadline = threading.Timer(SIGNAL_GRACE_S, os._exit, args=(128 + signum,))
+        deadline.daemon = True
+        deadline.start()
+        raise SystemExit(128 + signum)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(ValueError, OSError):  # not the main thread
+            if signal.getsignal(signum) is signal.SIG_DFL:  # `nohup` ignores SIGHUP: leave it so
+                signal.signal(signum, handler)
+
+
 def _run_flow(flow_name: str, parameters: dict[str, Any], *, progress: FlowProgress) -> Any:
-    """Run a flow (``place_product`` or ``run_campaign``) against $PREFECT_API_URL, or a private
-    local server started for this run."""
+    """Run a flow (``place_product`` or ``run_campaign``) against $PREFECT_API_URL, else the
+    background server (``placewright server start``) when it answers, else a private local server
+    started for this run."""
     # Self-hosted means no telemetry unless asked for: set DO_NOT_TRACK=0 to allow Prefect's.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -405,10 +546,18 @@ def _run_flow(flow_name: str, parameters: dict[str, Any], *, progress: FlowProgr
     # (the run's logs still reach the Prefect API). Set this to INFO to see them.
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     local_api = None
+    background = None
     if not os.environ.get("PREFECT_API_URL"):
-        from flows.local_api import LocalApi
+        from flows.background_server import running
 
-        local_api = LocalApi().start()
+        background, note = running()
+        if background is None:
+            if note:
+                print(f"placewright: note: {note}; starting a private one", file=sys.stderr)
+            from flows.local_api import LocalApi
+
+            local_api = LocalApi().start()
+    _exit_on_signals()
 
     from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
@@ -433,6 +582,12 @@ def _run_flow(flow_name: str, parameters: dict[str, Any], *, progress: FlowProgr
         _mark("server_ready")
         # A one-off local run has nobody watching for crashed runs: no heartbeat thread.
         updates = {PREFECT_API_URL: local_api.url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+    elif background is not None:
+        updates = {PREFECT_API_URL: background.url}
+        if not background.crash_after:
+            # Nothing on that server watches heartbeats (`server start --crash-after 0`): skip the thread.
+            updates[PREFECT_FLOWS_HEARTBEAT_FREQUENCY] = None
+        _mark("server_ready")
     progress.attach()
     with temporary_settings(updates=updates):
         state = flow_to_run(**parameters, return_state=True)

@@ -59,11 +59,17 @@ def serve(settings: Settings, *, host: str | None, port: int | None, workers: in
     settings = settings.model_copy(update={"service": service})
     local_api = None
     if not os.environ.get("PREFECT_API_URL"):
-        from flows.local_api import LocalApi
+        from flows.background_server import running
 
-        local_api = LocalApi().start()
-        local_api.wait_ready()
-        os.environ["PREFECT_API_URL"] = local_api.url  # the workers inherit it
+        background, _ = running()  # `placewright server start`'s, when it is up: its UI shows the jobs
+        if background is not None:
+            os.environ["PREFECT_API_URL"] = background.url
+        else:
+            from flows.local_api import LocalApi
+
+            local_api = LocalApi().start()
+            local_api.wait_ready()
+            os.environ["PREFECT_API_URL"] = local_api.url  # the workers inherit it
     try:
         places = Places.of(settings, port)
         print(

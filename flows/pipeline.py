@@ -28,6 +28,7 @@ from urllib.parse import urlparse
 from prefect import Task, get_run_logger, unmapped
 from prefect.client.schemas.objects import TaskRun
 from prefect.context import FlowRunContext
+from prefect.exceptions import ObjectAlreadyExists
 from prefect.filesystems import WritableFileSystem
 from prefect.futures import PrefectFuture
 from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
@@ -124,7 +125,11 @@ def result_storage(out_dir: str, settings: Settings) -> WritableFileSystem:
         options = storage_options(url, settings.storage)
         block, identity = RemoteResults(basepath=url, settings=options), [url, options]
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
-    block.save(f"placewright-results-{digest[:12]}", overwrite=True)
+    name = f"placewright-results-{digest[:12]}"
+    try:
+        block.save(name, overwrite=True)
+    except ObjectAlreadyExists:  # two runs registering the block type (or the block) at once: the other won
+        block.save(name, overwrite=True)
     return block
 
 

@@ -44,6 +44,8 @@ log = logging.getLogger("placewright.service")
 # Failed jobs are followed this long after they end: a Retry from the Prefect dashboard revives them
 # (the record moves on with its flow run, and a new webhook event says how it ended this time).
 RETRY_WATCH_S = 24 * 3600
+# ...looked at on every this many reconciler cycles (unfinished jobs: on every one).
+FAILED_EVERY = 20
 
 
 def now_iso() -> str:
@@ -129,6 +131,7 @@ class Runtime:
         self._alive_workers: set[str] = set()
         self._reconcile_lock = threading.Lock()
         self._submit_lock = threading.Lock()
+        self._cycles = 0
         self.outbox = Outbox(
             self.records,
             schedule_s=list(settings.service.webhook_schedule_s),
@@ -238,7 +241,10 @@ class Runtime:
             )
             if self.records.job(job_id) is None:
                 self.records.add_job(job)
-        self._create_run(job)
+        try:
+            self._create_run(job)
+        except Exception as exc:  # the job is recorded: the reconciler creates its run (the same one) later
+            log.warning("job %s: its flow run is not created yet (%s: %s)", job.id, type(exc).__name__, first_line(exc))
         return self.records.job(job_id) or job, True
 
     def _create_run(self, job: JobRecord) -> None:
@@ -256,8 +262,17 @@ class Runtime:
         return self.records.job(job.id) or job
 
     def cancel(self, job: JobRecord) -> JobRecord:
-        if job.flow_run_id is not None and job.state not in FINAL_STATES:
-            self.engine.cancel(job.flow_run_id)
+        if job.state in FINAL_STATES:
+            return job
+        if job.flow_run_id is None:  # recorded, its run not created yet: it never will be
+            with self._reconcile_lock:
+                current = self.records.job(job.id) or job
+                if current.flow_run_id is None:
+                    self._finish(current, "canceled", now_iso())
+                    return self.records.job(job.id) or current
+                job = current
+        assert job.flow_run_id is not None
+        self.engine.cancel(job.flow_run_id)
         return self.refresh(job)
 
     def wait(self, job: JobRecord, seconds: float) -> JobRecord:
@@ -274,8 +289,10 @@ class Runtime:
         """Bring every unfinished job's record up to date with its flow run (see the module docstring)."""
         with self._reconcile_lock:
             jobs = self.records.unfinished_jobs()
-            revivable = datetime.now(UTC) - timedelta(seconds=RETRY_WATCH_S)
-            jobs += self.records.failed_since(revivable.isoformat(timespec="milliseconds"))
+            self._cycles += 1
+            if self._cycles % FAILED_EVERY == 0:  # failed jobs change only through a dashboard Retry: less often
+                revivable = datetime.now(UTC) - timedelta(seconds=RETRY_WATCH_S)
+                jobs += self.records.failed_since(revivable.isoformat(timespec="milliseconds"))
             for job in [j for j in jobs if j.flow_run_id is None]:
                 self._create_run(job)  # recorded before a restart, its flow run not yet: same run
             ids = [j.flow_run_id for j in jobs if j.flow_run_id is not None]

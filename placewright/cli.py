@@ -607,6 +607,9 @@ def _run_flow(flow_name: str, parameters: dict[str, Any], *, progress: FlowProgr
 
 def main() -> None:
     """Console entry point: usage errors become one line and exit code 2."""
+    from placewright.memory import return_large_blocks
+
+    return_large_blocks()  # memory stays flat with many variants (see placewright.memory)
     # The click that typer uses (typer now vendors its own): its UsageError is BadParameter's base.
     usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
     try:

@@ -59,6 +59,10 @@ FIDELITY_ERODE_PX = 2
 PUBLISH_THREADS = 8
 
 
+# Pixels, or a loader that returns them when they are needed.
+Pixels = np.ndarray | Callable[[], np.ndarray]
+
+
 @dataclass(frozen=True)
 class FinishedVariant:
     """A variant's pixels and geometry, ready to publish.
@@ -73,15 +77,18 @@ class FinishedVariant:
         product_alpha: (H, W) uint8 product alpha in output pixels (with ``composite``).
         quality: the quality gate's report (None: the gate was off).
         attempts: how often the variant was made (the gate makes failing ones again).
+
+    The pixels may be given as loaders (no-argument callables): publishing then holds the arrays of
+    only the few variants it is encoding at a time, whatever the number of variants.
     """
 
     variant: Variant
-    image: np.ndarray
+    image: Pixels
     product_box: Box
     surface: Surface
     stages: dict[str, StageRecord]
-    composite: np.ndarray | None = None
-    product_alpha: np.ndarray | None = None
+    composite: Pixels | None = None
+    product_alpha: Pixels | None = None
     quality: QualityReport | None = None
     attempts: int = 1
 
@@ -90,6 +97,41 @@ class FinishedVariant:
         if self.quality is None or not self.quality.checks:
             return "unchecked"
         return "passed" if self.quality.passed else "needs_review"
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    """What publishing keeps of a variant once its pixels are encoded (and let go)."""
+
+    data: bytes
+    preview: bytes | None
+    fidelity: int | None
+    tile: np.ndarray  # TILE_WIDTH wide, for the contact sheet
+    thumbnail: bytes  # small JPEG of ``tile``
+    width: int
+    height: int
+
+
+def _array(pixels: Pixels | None) -> np.ndarray | None:
+    return pixels() if callable(pixels) else pixels
+
+
+def _encode_variant(finished: FinishedVariant, output: OutputSettings) -> _Encoded:
+    image = _array(finished.image)
+    assert image is not None
+    data = _encode(image, output.format, output.quality, output)
+    composite, alpha = _array(finished.composite), _array(finished.product_alpha)
+    fidelity = product_fidelity(composite, data, alpha) if composite is not None and alpha is not None else None
+    tile = downscale(image, TILE_WIDTH)
+    return _Encoded(
+        data=data,
+        preview=_preview(image, output),
+        fidelity=fidelity,
+        tile=tile,
+        thumbnail=encode_image(tile, "jpeg", quality=SHEET_PREVIEW_QUALITY),
+        width=int(image.shape[1]),
+        height=int(image.shape[0]),
+    )
 
 
 def product_fidelity(reference: np.ndarray, encoded: bytes, product_alpha: np.ndarray) -> int:
@@ -172,18 +214,24 @@ def publish_run(
     keyed = lambda name: f"{run_path}/{name}"  # noqa: E731
     ordered = sorted(variants, key=lambda v: v.variant.index)
     fmt = output.format
-    with ThreadPoolExecutor(max_workers=PUBLISH_THREADS) as pool:
-        fulls = list(pool.map(lambda v: _encode(v.image, fmt, output.quality, output), ordered))
-        previews = list(pool.map(lambda v: _preview(v.image, output), ordered))
+    with ThreadPoolExecutor(max_workers=PUBLISH_THREADS) as pool:  # at most this many variants' pixels at once
+        encoded = list(pool.map(lambda v: _encode_variant(v, output), ordered))
     cutout_png = encode_image(cutout, "png", srgb_profile=output.srgb_profile)
     dropped = sorted(dropped or [], key=lambda d: d.index)
     sheet_name = f"{CONTACT_SHEET_STEM}.{'jpg' if fmt == 'jpeg' else fmt}"
-    sheet_pixels = run_sheet(analysis.name, run_id, ordered, dropped)
+    sheet_pixels = run_sheet(
+        analysis.name,
+        run_id,
+        ordered,
+        dropped,
+        tiles={f.variant.index: e.tile for f, e in zip(ordered, encoded, strict=True)},
+    )
     sheet = _encode(sheet_pixels, fmt, output.quality, output)
 
     images = [StoredObject(keyed(CUTOUT_PATH), cutout_png, CONTENT_TYPES["png"], location.settings.image_cache_control)]
     entries = []
-    for finished, data, preview in zip(ordered, fulls, previews, strict=True):
+    for finished, done in zip(ordered, encoded, strict=True):
+        data, preview = done.data, done.preview
         name = variant_filename(finished.variant, fmt)
         images.append(StoredObject(keyed(name), data, CONTENT_TYPES[fmt], location.settings.image_cache_control))
         preview_name = None
@@ -192,12 +240,7 @@ def publish_run(
             images.append(
                 StoredObject(keyed(preview_name), preview, CONTENT_TYPES[fmt], location.settings.image_cache_control)
             )
-        fidelity = (
-            product_fidelity(finished.composite, data, finished.product_alpha)
-            if finished.composite is not None and finished.product_alpha is not None
-            else None
-        )
-        entries.append(_variant_entry(finished, name, preview_name, data, location, keyed, fidelity))
+        entries.append(_variant_entry(finished, done, name, preview_name, location, keyed))
     images.append(StoredObject(keyed(sheet_name), sheet, CONTENT_TYPES[fmt], location.settings.image_cache_control))
     expires = None
     if location.url_mode == "presigned":
@@ -265,10 +308,7 @@ def publish_run(
         written=written,
         unchanged=unchanged,
         sheet_preview=encode_image(downscale(sheet_pixels, SHEET_PREVIEW_SIDE), "jpeg", quality=SHEET_PREVIEW_QUALITY),
-        thumbnails={
-            f.variant.index: encode_image(downscale(f.image, TILE_WIDTH), "jpeg", quality=SHEET_PREVIEW_QUALITY)
-            for f in ordered
-        },
+        thumbnails={f.variant.index: e.thumbnail for f, e in zip(ordered, encoded, strict=True)},
     )
 
 
@@ -313,14 +353,13 @@ def _remove_quietly(location: Location, keys: list[str], run_path: str) -> None:
 
 def _variant_entry(
     finished: FinishedVariant,
+    done: _Encoded,
     name: str,
     preview: str | None,
-    data: bytes,
     location: Location,
     keyed: Callable[[str], str],
-    fidelity: int | None,
 ) -> VariantEntry:
-    height, width = finished.image.shape[:2]
+    data, width, height, fidelity = done.data, done.width, done.height, done.fidelity
     return VariantEntry(
         **dict(finished.variant),
         image=name,
@@ -351,13 +390,23 @@ def sheet_lines(stages: dict[str, StageRecord], quality: QualityReport | None, s
     return tuple(lines)
 
 
-def run_sheet(name: str, run_id: str, finished: list[FinishedVariant], dropped: list[DroppedVariant]) -> np.ndarray:
-    """The run's contact sheet: every variant, published or left out, in index order."""
+def run_sheet(
+    name: str,
+    run_id: str,
+    finished: list[FinishedVariant],
+    dropped: list[DroppedVariant],
+    tiles: dict[int, np.ndarray] | None = None,
+) -> np.ndarray:
+    """The run's contact sheet: every variant, published or left out, in index order.
+
+    ``tiles``: each variant's image already made small (else its full image is used).
+    """
+    tiles_of = tiles or {}
     tiles = [
         (
             f.variant.index,
             Tile(
-                image=f.image,
+                image=tiles_of[f.variant.index] if f.variant.index in tiles_of else _array(f.image),
                 title=f"#{f.variant.index} · seed {f.variant.seed}",
                 verdict=f.verdict,
                 lines=sheet_lines(f.stages, f.quality, f.variant.scene_label),

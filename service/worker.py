@@ -185,6 +185,9 @@ class Worker:
 def main(argv: list[str] | None = None) -> int:
     """``python -m service.worker [STATUS_DIR]``: one worker process (started by a supervisor)."""
     args = sys.argv[1:] if argv is None else argv
+    from placewright.memory import return_large_blocks
+
+    return_large_blocks()
     if os.environ.get("PLACEWRIGHT_WORKER_SUPERVISED") == "1":
         die_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

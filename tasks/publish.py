@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -57,12 +58,13 @@ def publish_outputs(
         finished.append(
             FinishedVariant(
                 variant=variant,
-                image=store.get(outputs["harmonize"].image),
+                # Loaders: publishing holds only the variants it is encoding (memory stays flat).
+                image=functools.partial(store.get, outputs["harmonize"].image),
                 product_box=outputs["composite"].product_box,
                 surface=outputs["locate"].surface,
                 stages={s.name: every[s.name].record for s in stages()},
-                composite=store.get(outputs["composite"].image),
-                product_alpha=store.get(outputs["composite"].product_alpha),
+                composite=functools.partial(store.get, outputs["composite"].image),
+                product_alpha=functools.partial(store.get, outputs["composite"].product_alpha),
                 quality=outputs.get(CHECK),
                 attempts=attempts,
             )

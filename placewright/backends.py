@@ -191,9 +191,7 @@ class Registry(Generic[B]):
 
     def loads_models(self, choice: str = "auto", options: Any = None) -> bool:
         """Whether a backend of the chain that can run here loads model weights (and so may use a GPU)."""
-        return any(
-            b.unavailable_reason(options) is None and b.weights(options) is not None for b in self.chain(choice)
-        )
+        return any(b.unavailable_reason(options) is None and b.weights(options) is not None for b in self.chain(choice))
 
     def signature(self, choice: str = "auto", options: Any = None) -> str:
         """``name@version`` of every backend in the chain that can run (others ``name@-``).

@@ -396,6 +396,10 @@ def fill_field(page: Page, path: str, value: Any) -> None:
         raise FormError(f"cannot fill {path}: a {info.kind} field")
 
 
+# Presses of Submit while the server answers 503 (busy), before giving up.
+BUSY_SUBMITS = 3
+
+
 def submit_run(page: Page, timeout_ms: float = FORM_TIMEOUT_MS) -> UUID:
     """Click "Submit" and return the id of the flow run the UI created.
 
@@ -409,16 +413,23 @@ def submit_run(page: Page, timeout_ms: float = FORM_TIMEOUT_MS) -> UUID:
     def created(response: Any) -> bool:
         return response.request.method == "POST" and response.url.endswith("/create_flow_run")
 
-    try:
-        with page.expect_response(created, timeout=timeout_ms) as answer:
-            page.locator("form").get_by_role("button", name="Submit", exact=True).click()
-    except Exception as error:  # playwright's TimeoutError: the form did not post
-        shown = page.locator("form").inner_text()
-        raise FormError(f"the form created no flow run ({error.__class__.__name__}); it shows:\n{shown}") from error
-    response = answer.value
-    if not response.ok:
-        raise FormError(f"create_flow_run answered {response.status}: {response.text()}")
-    return UUID(response.json()["id"])
+    for attempt in range(1, BUSY_SUBMITS + 1):
+        try:
+            with page.expect_response(created, timeout=timeout_ms) as answer:
+                page.locator("form").get_by_role("button", name="Submit", exact=True).click()
+        except Exception as error:  # playwright's TimeoutError: the form did not post
+            shown = page.locator("form").inner_text()
+            raise FormError(f"the form created no flow run ({error.__class__.__name__}); it shows:\n{shown}") from error
+        response = answer.value
+        # A SQLite-backed server answers 503 while its database is busy (a loaded 2-core machine); the form
+        # stays filled in, and a person would press Submit again.
+        if response.status == 503 and attempt < BUSY_SUBMITS:
+            page.wait_for_timeout(1000 * attempt)
+            continue
+        if not response.ok:
+            raise FormError(f"create_flow_run answered {response.status}: {response.text()}")
+        return UUID(response.json()["id"])
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)

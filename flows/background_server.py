@@ -34,6 +34,8 @@ from datetime import UTC, datetime
 from importlib.util import find_spec
 from pathlib import Path
 
+from placewright.processes import process_alive
+
 RECORD_NAME = "placewright-server.json"
 LOG_NAME = "placewright-server.log"
 LOCK_NAME = "placewright-server.lock"
@@ -136,23 +138,9 @@ def _remove_record(home: Path) -> None:
         record_path(home).unlink()
 
 
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie, exited but not yet reaped, does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat[stat.rfind(")") + 2] != "Z"
-    return True
-
-
 def _is_server_process(server: BackgroundServer) -> bool:
     """Whether the recorded pid is still that server (pids are reused). Linux checks its command line."""
-    if not _alive(server.pid):
+    if not process_alive(server.pid):
         return False
     try:
         argv = Path(f"/proc/{server.pid}/cmdline").read_bytes().split(b"\0")
@@ -346,12 +334,12 @@ def _terminate(pid: int, timeout: float) -> bool:
     _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not process_alive(pid):
             return False
         time.sleep(POLL_S)
     _signal_group(pid, signal.SIGKILL)
     deadline = time.monotonic() + 5.0
-    while _alive(pid) and time.monotonic() < deadline:
+    while process_alive(pid) and time.monotonic() < deadline:
         time.sleep(POLL_S)
     return True
 

@@ -10,7 +10,6 @@ factory under uvicorn, UI off), on a free loopback port, stopped when the CLI ex
 from __future__ import annotations
 
 import atexit
-import ctypes
 import os
 import signal
 import socket
@@ -25,9 +24,10 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+from placewright.processes import signal_on_parent_death
+
 STARTUP_TIMEOUT_SECONDS = 60.0
 POLL_SECONDS = 0.1
-PR_SET_PDEATHSIG = 1
 
 
 def _free_port() -> int:
@@ -47,13 +47,7 @@ def _die_with_parent(parent: int) -> Callable[[], None]:
     """
 
     def arm() -> None:
-        try:
-            libc = ctypes.CDLL("libc.so.6", use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        except (OSError, AttributeError):
-            return
-        if os.getppid() != parent:  # the parent died before prctl took effect: no signal will come
-            os.kill(os.getpid(), signal.SIGTERM)
+        signal_on_parent_death(signal.SIGTERM, parent)
 
     return arm
 

@@ -38,6 +38,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.states import AwaitingRetry, Cancelled, Cancelling, Failed, Pending
 
 from placewright.errors import first_line
+from placewright.processes import process_alive
 from placewright.publish import run_id_for
 
 log = logging.getLogger("placewright.service")
@@ -227,7 +228,7 @@ class Engine:
             if not tag.startswith(here) or tag in alive:
                 continue
             pid = tag.removeprefix(here)
-            if not (pid.isdigit() and _process_alive(int(pid))):
+            if not (pid.isdigit() and process_alive(int(pid))):
                 found.append(run)
         return found
 
@@ -265,18 +266,3 @@ def run_folder(flow_run: FlowRun) -> str:
     """The run id (folder name) the flow gives this flow run's outputs."""
     assert flow_run.created is not None
     return run_id_for(flow_run.created, flow_run.id.hex)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not reaped) is not alive.
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return True

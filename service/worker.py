@@ -22,8 +22,6 @@ the current one finish.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -39,17 +37,14 @@ from uuid import UUID
 log = logging.getLogger("placewright.service.worker")
 
 EXIT_CANCELLED = 3
-PR_SET_PDEATHSIG = 1
 
 
 def die_with_parent() -> None:
     """Make this process die when the process that started it dies (even by SIGKILL)."""
+    from placewright.processes import signal_on_parent_death
+
     parent = os.getppid()
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
+    signal_on_parent_death(signal.SIGKILL, parent)
 
     def watch() -> None:
         while True:

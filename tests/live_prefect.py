@@ -14,7 +14,6 @@ Retry button does (:meth:`LivePrefect.retry_from_dashboard`).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import signal
@@ -30,8 +29,11 @@ from uuid import UUID
 
 import httpx
 
+from placewright.processes import process_alive, signal_on_parent_death
+
 ROOT = Path(__file__).resolve().parents[1]
 WORK_POOL = "placewright"
+PARENT = os.getpid()
 
 # Prefect's server takes ~9 s to import and migrate a fresh database on a quiet machine, 25-50 s on a busy 2-core one.
 SERVER_START_TIMEOUT_S = 120.0
@@ -105,27 +107,9 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped by its parent) counts as stopped.
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat[stat.rfind(")") + 2] != "Z"
-    return True
-
-
-# prctl(2) option: the signal a process gets when its parent dies.
-PR_SET_PDEATHSIG = 1
-
-
 def _die_with_parent() -> None:
-    """``preexec_fn``: SIGTERM for the child when the test process dies, even by SIGKILL (Linux only)."""
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    """``preexec_fn``: SIGTERM the child (a server, a worker) when this test process dies."""
+    signal_on_parent_death(signal.SIGTERM, PARENT)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
@@ -150,10 +134,10 @@ def stop_process(process: subprocess.Popen, timeout_s: float = STOP_TIMEOUT_S) -
         _signal_group(process.pid, signal.SIGKILL)
         process.wait(timeout=timeout_s)
     deadline = time.monotonic() + timeout_s
-    while any(_alive(pid) for pid in others) and time.monotonic() < deadline:
+    while any(process_alive(pid) for pid in others) and time.monotonic() < deadline:
         time.sleep(0.1)
     for pid in others:
-        if _alive(pid):
+        if process_alive(pid):
             _signal_group(pid, signal.SIGKILL)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)

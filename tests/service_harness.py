@@ -37,6 +37,7 @@ from typing import Any
 
 import httpx
 
+from placewright.processes import process_alive
 from tests.live_prefect import descendants, free_port, tail
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -268,18 +269,7 @@ class ServiceProcess:
 # --- processes ----------------------------------------------------------------------------------
 
 
-def alive(pid: int) -> bool:
-    """Whether ``pid`` is a running process (a zombie, exited but not yet reaped, is not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat[stat.rfind(")") + 2] != "Z"
-    return True
+alive = process_alive  # the one definition, in placewright.processes
 
 
 def kill_all(pids: list[int]) -> None:

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from flows import background_server as bg
+from placewright.processes import process_alive
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "olive-oil-bottle.jpg"
@@ -66,7 +67,7 @@ def _stopped_at_the_end(home: Path) -> Iterator[None]:
         yield
     finally:
         server = bg.read_record(home)
-        if server is not None and bg._alive(server.pid):
+        if server is not None and process_alive(server.pid):
             bg._terminate(server.pid, timeout=5)
 
 
@@ -149,7 +150,7 @@ def test_start_status_run_stop(home: Path, tmp_path: Path) -> None:
 
         stopped = _cli(["server", "stop"], home, tmp_path)
         assert stopped.returncode == 0 and stopped.stdout.startswith(f"stopped the Prefect server at {url} (pid {pid}")
-        assert not bg._alive(pid) and not (home / bg.RECORD_NAME).exists()
+        assert not process_alive(pid) and not (home / bg.RECORD_NAME).exists()
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", port)) != 0
 

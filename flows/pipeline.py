@@ -34,6 +34,7 @@ from prefect.futures import PrefectFuture
 from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
 from prefect.states import State
 
+from flows.heartbeats import install as install_heartbeats
 from placewright.errors import BlobUnusable, first_line
 from placewright.manifest import DroppedVariant
 from placewright.plan import RunPlan
@@ -48,6 +49,9 @@ from tasks.common import GPU_TAG
 from tasks.ingest import ingest_image
 from tasks.publish import publish_outputs
 from tasks.results import SERIALIZER, LocalResults, RemoteResults
+
+# Flow runs end without waiting up to 1 s for Prefect's heartbeat thread (see flows.heartbeats).
+install_heartbeats()
 
 # The quality gate: a step after the last stage, once per variant (its settings are run values).
 CHECK_STEP = Stage(CHECK, "variant", None, "quality", "tasks.check:check_finished_variant")

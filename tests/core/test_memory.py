@@ -1,4 +1,4 @@
-"""The allocator tuning of placewright.memory: a freed large image goes back to the operating system."""
+"""The allocator tuning of placewright.memory: large images get mappings of their own, returned when freed."""
 
 from __future__ import annotations
 
@@ -8,34 +8,33 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# In a fresh process: allocate and free many large arrays from several threads, then read VmRSS.
+# In a fresh process: free one large block (untuned glibc then raises its mmap threshold above that
+# size, so the next large images come from the heap and stay resident when freed), then allocate a
+# 4 MiB image and report how many bytes glibc's mallinfo2 says were mapped for it.
 PROBE = """
-import sys, threading, numpy as np
+import ctypes, sys
+import numpy as np
+FIELDS = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in FIELDS]
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
 if sys.argv[1] == "tuned":
     from placewright.memory import return_large_blocks
     assert return_large_blocks()
-kept = []
-def work():
-    for _ in range(20):
-        a = np.ones((1024, 1024, 3), np.uint8) * 3
-        b = (a.astype(np.float32) * 0.5).astype(np.uint8)
-        kept.append(bytearray(4096))  # a small live block after them, as a run's bookkeeping leaves
-        del a, b
-threads = [threading.Thread(target=work) for _ in range(4)]
-[t.start() for t in threads]; [t.join() for t in threads]
-rss = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS"))
-print(rss)
+warm = np.ones(8 << 20, np.uint8)
+del warm
+before = libc.mallinfo2().hblkhd
+image = np.ones(4 << 20, np.uint8)
+print(libc.mallinfo2().hblkhd - before)
 """
 
 
-def _rss_kib(mode: str) -> int:
+def _mapped_bytes(mode: str) -> int:
     done = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True, cwd=ROOT, check=True)
     return int(done.stdout.strip())
 
 
-def test_freed_large_images_do_not_stay_resident() -> None:
-    baseline = _rss_kib("plain")
-    tuned = _rss_kib("tuned")
-    # Untuned, glibc keeps freed blocks in per-thread arenas; tuned, each large block is unmapped on free.
-    assert tuned < baseline / 2, (tuned, baseline)
-    assert tuned < 60_000, f"{tuned} KiB resident after freeing every image"
+def test_a_large_image_gets_a_mapping_of_its_own() -> None:
+    assert _mapped_bytes("plain") == 0, "untuned, the image comes from the heap (kept after it is freed)"
+    assert _mapped_bytes("tuned") >= 4 << 20, "tuned, it is mapped on its own (unmapped when freed)"

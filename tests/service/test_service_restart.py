@@ -120,11 +120,13 @@ def test_sigterm_lets_the_running_job_finish(prefect_server: None, tmp_path: Pat
     service.start()
     try:
         with service.client(key["token"]) as client:
-            job_ids = [submit(client, example_product, seed) for seed in range(100, 103)]
+            # Enough jobs that some are still queued when one is seen running (a job takes ~1 s here).
+            job_ids = [submit(client, example_product, seed) for seed in range(100, 106)]
             wait_until(lambda: "running" in states_of(client, job_ids).values(), 60, "a job running")
             before = states_of(client, job_ids)
         running = [job_id for job_id, state in before.items() if state == "running"]
-        assert len(running) == 1 and list(before.values()).count("queued") == 2, before
+        queued = [job_id for job_id, state in before.items() if state == "queued"]
+        assert len(running) == 1 and len(queued) >= 2, before
 
         family = descendants(service.pid)
         assert len(family) >= 1
@@ -136,9 +138,10 @@ def test_sigterm_lets_the_running_job_finish(prefect_server: None, tmp_path: Pat
         finished = flow_run_of_job(running[0])
         assert finished.state.name == "Completed", (finished.state, service.logs())
         assert finished.run_count == 1
-        for job_id in job_ids:
-            if job_id not in running:
-                assert flow_run_of_job(job_id).state.name == "Scheduled"
+        # The queued ones wait for the restart (one may have been taken in the instant before SIGTERM).
+        waiting = [flow_run_of_job(job_id) for job_id in queued]
+        assert all(run.state.name in ("Scheduled", "Completed") and run.run_count <= 1 for run in waiting), waiting
+        assert sum(run.state.name == "Scheduled" for run in waiting) >= len(queued) - 1
 
         restarted = service.again().start()
         with restarted.client(key["token"]) as client:

@@ -37,8 +37,8 @@ pytestmark = pytest.mark.prefect
 SIZE = "512x512"
 
 
-def submit(client: httpx.Client, product: Path, seed: int, webhook_url: str | None = None) -> str:
-    options = {"prompts": [f"sunlit kitchen counter {seed}"], "seed": seed, "size": SIZE}
+def submit(client: httpx.Client, product: Path, seed: int, webhook_url: str | None = None, size: str = SIZE) -> str:
+    options = {"prompts": [f"sunlit kitchen counter {seed}"], "seed": seed, "size": size}
     data = {"options": json.dumps(options)}
     if webhook_url:
         data["webhook_url"] = webhook_url
@@ -121,7 +121,8 @@ def test_sigterm_lets_the_running_job_finish(prefect_server: None, tmp_path: Pat
     try:
         with service.client(key["token"]) as client:
             # Enough jobs that some are still queued when one is seen running (a job takes ~1 s here).
-            job_ids = [submit(client, example_product, seed) for seed in range(100, 106)]
+            # Large outputs (several seconds each), so the later ones are surely still queued.
+            job_ids = [submit(client, example_product, seed, size="2048x2048") for seed in range(100, 104)]
             wait_until(lambda: "running" in states_of(client, job_ids).values(), 60, "a job running")
             before = states_of(client, job_ids)
         running = [job_id for job_id, state in before.items() if state == "running"]

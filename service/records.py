@@ -512,9 +512,9 @@ class Records:
             return row
 
 
-def now_iso() -> str:
-    """Now, as ISO 8601 UTC with seconds (``2025-01-02T03:04:05+00:00``)."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
+def now_iso(timespec: str = "seconds") -> str:
+    """Now, as ISO 8601 UTC with seconds (``2025-01-02T03:04:05+00:00``), or ``timespec`` ("milliseconds")."""
+    return datetime.now(UTC).isoformat(timespec=timespec)
 
 
 def new_webhook_secret() -> str:

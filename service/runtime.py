@@ -36,7 +36,7 @@ from placewright.manifest import Manifest
 from placewright.settings import Settings
 from placewright.storage import is_local, open_location, write_atomically
 from service.engine import Engine, flow_run_error, job_state, run_folder
-from service.records import FINAL_STATES, ApiKey, JobRecord, Records
+from service.records import FINAL_STATES, ApiKey, JobRecord, Records, now_iso
 from service.views import EVENT_TYPES, result_of, webhook_payload
 from service.webhooks import Outbox, make_event
 
@@ -46,10 +46,6 @@ log = logging.getLogger("placewright.service")
 RETRY_WATCH_S = 24 * 3600
 # ...looked at on every this many reconciler cycles (unfinished jobs: on every one).
 FAILED_EVERY = 20
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass(frozen=True)
@@ -236,7 +232,7 @@ class Runtime:
                 key_id=key.id,
                 api=api,  # type: ignore[arg-type]
                 request=request,
-                created_at=now_iso(),
+                created_at=now_iso("milliseconds"),
                 webhook_url=webhook_url,
             )
             if self.records.job(job_id) is None:
@@ -268,7 +264,7 @@ class Runtime:
             with self._reconcile_lock:
                 current = self.records.job(job.id) or job
                 if current.flow_run_id is None:
-                    self._finish(current, "canceled", now_iso())
+                    self._finish(current, "canceled", now_iso("milliseconds"))
                     return self.records.job(job.id) or current
                 job = current
         assert job.flow_run_id is not None
@@ -310,7 +306,9 @@ class Runtime:
 
     def _apply(self, job: JobRecord, flow_run: Any) -> None:
         if flow_run is None:
-            self._finish(job, "failed", now_iso(), error="its flow run no longer exists on the Prefect server")
+            self._finish(
+                job, "failed", now_iso("milliseconds"), error="its flow run no longer exists on the Prefect server"
+            )
             return
         state = job_state(flow_run)
         if state in FINAL_STATES:

@@ -1,6 +1,7 @@
 """The flows' task runner, chosen by the ``runner`` settings: threads, Dask or Ray.
 
-Threads are the default (OpenCV and NumPy release the GIL in the heavy loops). Dask and Ray
+Threads are the default (OpenCV and NumPy release the GIL in the heavy loops), on
+:class:`~flows.ready_first.ReadyFirstTaskRunner`: a task gets a thread once its inputs are ready. Dask and Ray
 spread the stage tasks over a cluster's worker processes: a local cluster started for each
 flow run, or an existing one named by ``runner.address``. Workers import ``placewright`` and
 ``tasks`` themselves, and each keeps its own model cache, so a model is loaded once per worker.
@@ -8,8 +9,9 @@ flow run, or an existing one named by ``runner.address``. Workers import ``place
 
 from __future__ import annotations
 
-from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner
 
+from flows.ready_first import ReadyFirstTaskRunner
 from placewright.errors import InvalidInput
 from placewright.settings import RunnerSettings, get_settings
 
@@ -22,7 +24,7 @@ def task_runner_from_settings(runner: RunnerSettings | None = None) -> TaskRunne
     """
     runner = runner if runner is not None else get_settings().runner
     if runner.kind == "threads":
-        return ThreadPoolTaskRunner(max_workers=runner.threads)
+        return ReadyFirstTaskRunner(max_workers=runner.threads)
     if runner.kind == "dask":
         try:
             from prefect_dask import DaskTaskRunner

@@ -25,18 +25,20 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from prefect import Task, get_run_logger, unmapped
+from prefect import Task, get_client, get_run_logger, unmapped
 from prefect.client.schemas.objects import TaskRun
 from prefect.context import FlowRunContext
-from prefect.exceptions import ObjectAlreadyExists
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.filesystems import WritableFileSystem
 from prefect.futures import PrefectFuture
 from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
 from prefect.states import State
 
 from flows.heartbeats import install as install_heartbeats
+from flows.ready_first import ReadyFirstTaskRunner
 from placewright.errors import BlobUnusable, first_line
 from placewright.manifest import DroppedVariant
+from placewright.memory import VARIANT_BYTES_PER_PIXEL, available_bytes, variants_that_fit
 from placewright.plan import RunPlan
 from placewright.publish import PublishedRun, new_run_id, run_id_for
 from placewright.quality import RESEEDABLE, QualityReport, ocr_signature
@@ -87,6 +89,7 @@ class ProductRun:
     storage: WritableFileSystem | Path | None
     variants: list[Variant]
     attempts: list[int]
+    gpu_limited: bool = True
 
     @property
     def finals(self) -> list[PrefectFuture]:
@@ -160,17 +163,34 @@ def configured(task: Task, settings: Settings, refresh: bool, storage: WritableF
     return task.with_options(**options)
 
 
-def without_idle_gpu_tag(task: Task, stage: Stage, settings: Settings) -> Task:
-    """The task without the ``gpu`` tag when no backend of its stage that can run here loads a model.
+def gpu_limit_set() -> bool:
+    """Whether the Prefect server limits the ``gpu`` tag (``prefect concurrency-limit create gpu N``).
 
-    A tag with a concurrency limit costs an API round trip per task run (acquiring a slot), and a
-    classical backend needs no GPU slot.
+    Asked once per product run. When no limit exists, a tagged task run would still ask the API for a slot
+    before it starts (and that request, served by Prefect's lease service, at times waits seconds), so the
+    run's tasks go without the tag. When the server cannot say, the tag stays.
     """
-    if GPU_TAG not in task.tags or stage.registry is None:
+    try:
+        with get_client(sync_client=True) as client:
+            client.read_global_concurrency_limit_by_name(f"tag:{GPU_TAG}")
+    except ObjectNotFound:
+        return False
+    except Exception:  # the server will answer the tasks' own requests, or fail them
+        return True
+    return True
+
+
+def without_idle_gpu_tag(task: Task, stage: Stage, settings: Settings, gpu_limited: bool = True) -> Task:
+    """The task without the ``gpu`` tag, unless a limit uses it and a backend of its stage here loads a model.
+
+    A tagged task run costs an API round trip (acquiring a slot), and a classical backend needs no GPU slot.
+    """
+    if GPU_TAG not in task.tags:
         return task
-    options = getattr(settings, stage.section)
-    if stage.registry.loads_models(getattr(options, "backend", "auto"), options):
-        return task
+    if gpu_limited and stage.registry is not None:
+        options = getattr(settings, stage.section)
+        if stage.registry.loads_models(getattr(options, "backend", "auto"), options):
+            return task
     untagged = task.with_options()  # a copy; with_options(tags=set()) would keep the old tags
     untagged.tags = set(task.tags) - {GPU_TAG}
     return untagged
@@ -224,6 +244,32 @@ def submission_order() -> list[Stage]:
     return sorted(stages(), key=lambda s: waits[s.name])
 
 
+def bound_variants_in_flight(plan: RunPlan, settings: Settings) -> None:
+    """Run fewer tasks at once in this flow run when fewer of the plan's variants fit in memory at once.
+
+    With the thread runner, each thread works on one variant's step; at large sizes (~40 bytes per output
+    pixel per variant: 2.7 GB at 8192x8192) the machine's available memory decides how many may be in flight.
+
+    Raises:
+        InvalidInput: not even one variant fits (the plan checked this already; memory may have gone since).
+    """
+    context = FlowRunContext.get()
+    runner = context.task_runner if context is not None else None
+    if not isinstance(runner, ReadyFirstTaskRunner):
+        return
+    available = available_bytes()
+    fits = variants_that_fit(plan.size, settings.runner.threads, available)
+    if fits < settings.runner.threads and available is not None:
+        runner.limit(fits)
+        get_run_logger().info(
+            "%s variants need about %.1f GB each and %.1f GB is available: at most %d task(s) at a time",
+            plan.size,
+            VARIANT_BYTES_PER_PIXEL * plan.size.width * plan.size.height / 1e9,
+            available / 1e9,
+            fits,
+        )
+
+
 def submit_product_run(
     plan: RunPlan,
     settings: Settings,
@@ -239,6 +285,7 @@ def submit_product_run(
     ``storage`` is the result storage from :func:`result_storage` when the caller already has it (a
     campaign resolves it once for all its products).
     """
+    bound_variants_in_flight(plan, settings)
     root = intermediates_url(plan.out, settings.storage, settings.cache_dir)
     if storage == "auto":
         storage = result_storage(plan.out, settings)
@@ -266,14 +313,17 @@ def submit_product_run(
         ],
     }
     outputs: dict[str, Any] = {}
+    gpu_limited = gpu_limit_set()
     for stage in (*submission_order(), CHECK_STEP):
-        task = without_idle_gpu_tag(configured(stage_task_of(stage), settings, refresh, storage), stage, settings)
+        task = without_idle_gpu_tag(
+            configured(stage_task_of(stage), settings, refresh, storage), stage, settings, gpu_limited
+        )
         arguments = stage_arguments(stage, task, settings, run_values, outputs)
         outputs[stage.name] = task.submit(**arguments) if stage.scope == "product" else list(task.map(**arguments))
     variants = list(plan.variants)
     return ProductRun(
         plan, run_id, run_path, created_at, root, outputs, run_values, settings, refresh, storage, variants,
-        [1] * len(variants),
+        [1] * len(variants), gpu_limited,
     )  # fmt: skip
 
 
@@ -301,7 +351,7 @@ def remake_variants(run: ProductRun, positions: list[int]) -> None:
     outputs: dict[str, Any] = {s.name: run.outputs[s.name] for s in stages("product")}
     for step in (*(s for s in submission_order() if s.scope == "variant"), CHECK_STEP):
         task = without_idle_gpu_tag(
-            configured(stage_task_of(step), run.settings, run.refresh, run.storage), step, run.settings
+            configured(stage_task_of(step), run.settings, run.refresh, run.storage), step, run.settings, run.gpu_limited
         )
         outputs[step.name] = list(task.map(**stage_arguments(step, task, run.settings, values, outputs)))
     for step in variant_steps():

@@ -21,6 +21,7 @@ from placewright.access import UNRESTRICTED, Access
 from placewright.download import fetch_source
 from placewright.errors import InvalidInput
 from placewright.imageio import load_image
+from placewright.memory import available_bytes, variants_that_fit
 from placewright.request import Product, RunRequest, Variant
 from placewright.settings import Settings
 from placewright.storage import Location, open_location
@@ -113,6 +114,8 @@ def plan_run(request: RunRequest, settings: Settings, *, downloads: Path, access
         InvalidInput: naming the first problem.
     """
     filled = with_defaults(request, settings)
+    if settings.runner.kind == "threads":  # the stages run in this process: one variant must fit its memory
+        variants_that_fit(cast(Size, filled.size), 1, available_bytes())
     access.check_input(request.product, what="product")
     for background in request.backgrounds:
         access.check_input(background, what="background")

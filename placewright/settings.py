@@ -687,6 +687,13 @@ class Settings(BaseSettings):
         "more, the least recently used images are removed down to 80% of it (a removed image is recomputed when "
         "needed). 0: no bound. Remote stores (s3://) are not evicted: bound them with a bucket lifecycle rule.",
     )
+    cache_memory_bytes: int = Field(
+        128 * 1024**2,
+        ge=0,
+        description="Intermediate images each process keeps in memory after writing or reading them, so the "
+        "next stage gets them without reading and hashing the file again (the files are still written). Images "
+        "larger than a quarter of it always go through the store. 0: none.",
+    )
     cache_compression: int = Field(
         0,
         ge=0,

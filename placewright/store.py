@@ -10,6 +10,11 @@ fastest), or zlib-compressed at the ``cache_compression`` level (lossless; level
 pipeline's RGB images ~2.8x and its cut-outs and masks ~8x smaller, at ~25 ms more per 1024x1024
 RGB write and ~10 ms per read). Both codecs are always read, so changing the level needs no clean-up.
 
+Each process keeps the blobs it wrote or read last in memory (:class:`BlobMemory`, bounded by
+``cache_memory_bytes``): the next stage's read of an image just written needs no file read, copy and
+hash. Pixels in memory were hashed when they came in and are handed out as copies, so they are what the
+reference says; a local blob file that has gone meanwhile is written again from them.
+
 The store heals itself:
 
 - :meth:`BlobStore.put` checks a blob that is already there (header and size: a truncated file is
@@ -31,7 +36,9 @@ import contextlib
 import hashlib
 import os
 import struct
+import threading
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,18 +124,87 @@ def decode_blob(data: bytes) -> np.ndarray | None:
     return np.frombuffer(raw, np.uint8).reshape(shape).copy()
 
 
+class BlobMemory:
+    """A process's most recently used blobs, by sha256, up to ``max_bytes`` of pixels (0: none kept).
+
+    Arrays are kept read-only and handed out as copies, so no caller can change what another gets. An array
+    larger than a quarter of the bound is not kept (large images go through the store, so memory stays
+    bounded); the least recently used go first.
+    """
+
+    def __init__(self, max_bytes: int = 0) -> None:
+        self.max_bytes = max_bytes
+        self._arrays: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def resize(self, max_bytes: int) -> None:
+        """Set the bound (from the settings), dropping what no longer fits."""
+        with self._lock:
+            self.max_bytes = max_bytes
+            self._shrink()
+
+    def keep(self, sha: str, pixels: np.ndarray) -> None:
+        """Remember ``pixels`` (whose :func:`array_sha256` is ``sha``) as a read-only copy, when they fit."""
+        if pixels.nbytes > self.max_bytes // 4:
+            return
+        with self._lock:
+            if sha in self._arrays:
+                self._arrays.move_to_end(sha)
+                return
+        kept = np.array(pixels, copy=True)
+        kept.flags.writeable = False
+        with self._lock:
+            if sha not in self._arrays:
+                self._arrays[sha] = kept
+                self._bytes += kept.nbytes
+                self._shrink()
+
+    def recall(self, sha: str) -> np.ndarray | None:
+        """A writable copy of the pixels kept under ``sha``, or None."""
+        with self._lock:
+            kept = self._arrays.get(sha)
+            if kept is None:
+                return None
+            self._arrays.move_to_end(sha)
+        return kept.copy()
+
+    def forget(self) -> None:
+        """Drop everything (as a new process starts)."""
+        with self._lock:
+            self._arrays.clear()
+            self._bytes = 0
+
+    def _shrink(self) -> None:
+        while self._arrays and self._bytes > self.max_bytes:
+            _, dropped = self._arrays.popitem(last=False)
+            self._bytes -= dropped.nbytes
+
+
+# This process's blobs in memory, shared by every store (a sha256 names the same pixels under any root).
+MEMORY = BlobMemory()
+
+
 class BlobStore:
     """Content-addressed blobs under ``root`` (a path or fsspec URL).
 
     ``storage_options`` go to fsspec (see :func:`placewright.storage.storage_options`); ``level`` is the
-    zlib level new blobs are written with (0: raw).
+    zlib level new blobs are written with (0: raw); ``memory`` the process's recent blobs (None: files only).
     """
 
-    def __init__(self, root: str, storage_options: dict[str, Any] | None = None, *, level: int = DEFAULT_LEVEL) -> None:
+    def __init__(
+        self,
+        root: str,
+        storage_options: dict[str, Any] | None = None,
+        *,
+        level: int = DEFAULT_LEVEL,
+        memory: BlobMemory | None = None,
+    ) -> None:
         self.fs, self.root = fsspec.core.url_to_fs(str(root), **(storage_options or {}))
         self.protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
         self.local = self.protocol in ("file", "local")
         self.level = level
+        self.memory = memory
 
     def _path(self, sha: str) -> str:
         return f"{self.root.rstrip('/')}/{sha[:2]}/{sha}{SUFFIX}"
@@ -164,6 +240,8 @@ class BlobStore:
             self._touch(path)
         else:
             write_atomically(self.fs, path, encode_blob(pixels, self.level), local=self.local)
+        if self.memory is not None:
+            self.memory.keep(sha, pixels)
         channels = 1 if pixels.ndim == 2 else int(pixels.shape[2])
         return ImageRef(self._uri(path), sha, int(pixels.shape[1]), int(pixels.shape[0]), channels)
 
@@ -174,6 +252,15 @@ class BlobStore:
             BlobUnusable: the blob is missing, or corrupt (then it is deleted, so a put writes it again).
         """
         path = self._path(ref.sha256)
+        if self.memory is not None and (pixels := self.memory.recall(ref.sha256)) is not None:
+            if self.local:
+                try:
+                    os.utime(path)
+                except FileNotFoundError:  # removed since: put it back from what this process holds
+                    write_atomically(self.fs, path, encode_blob(pixels, self.level), local=True)
+                except OSError:
+                    pass
+            return pixels
         try:
             data = self.fs.cat_file(path)
         except FileNotFoundError:
@@ -190,6 +277,8 @@ class BlobStore:
                 sha256=ref.sha256,
             )
         self._touch(path)
+        if self.memory is not None:
+            self.memory.keep(ref.sha256, pixels)
         return pixels
 
     def evict(self, max_bytes: int, *, keep_fraction: float = 0.8) -> Eviction:

@@ -43,7 +43,7 @@ from placewright.errors import StageFailed, TransientBackendError
 from placewright.settings import get_settings
 from placewright.stages import stages
 from placewright.storage import storage_options
-from placewright.store import BlobStore, ImageRef
+from placewright.store import MEMORY, BlobStore, ImageRef
 from tasks.results import RESULT_FORMAT, SERIALIZER, allow, refuse_unsafe_cached_result
 
 P = ParamSpec("P")
@@ -213,10 +213,13 @@ def blob_store(root: str) -> BlobStore:
 
     Endpoint, profile and credentials are not task inputs (they would show in the UI and in
     cache keys): every worker reads them from its own environment, and the compression level
-    (``cache_compression``) too: it changes how blobs are stored, never what they hold.
+    (``cache_compression``) and the in-memory share (``cache_memory_bytes``, :data:`~placewright.store.MEMORY`)
+    too: they change how blobs are stored, never what they hold.
     """
     settings = get_settings()
-    return BlobStore(root, storage_options(root, settings.storage), level=settings.cache_compression)
+    if MEMORY.max_bytes != settings.cache_memory_bytes:
+        MEMORY.resize(settings.cache_memory_bytes)
+    return BlobStore(root, storage_options(root, settings.storage), level=settings.cache_compression, memory=MEMORY)
 
 
 class InjectedFault(StageFailed):

@@ -18,6 +18,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Each test gets its own cache and output folders and a fresh settings object."""
     from placewright.settings import get_settings
+    from placewright.store import MEMORY
 
     for key in list(os.environ):
         if key.startswith(("PLACEWRIGHT_", "OPENAI_")):  # a developer's OpenAI key must not reach tests
@@ -29,6 +30,7 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     monkeypatch.setenv("PLACEWRIGHT_MODELS_DIR", str(tmp_path / "models"))
     monkeypatch.chdir(tmp_path)
     get_settings.cache_clear()
+    MEMORY.forget()  # no intermediate image of another test in memory, as in a new process
     yield cache
     get_settings.cache_clear()
 

@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 
 from placewright.errors import BlobUnusable, StageFailed
-from placewright.store import HEADER, LEGACY_SUFFIX, SUFFIX, BlobStore, array_sha256, decode_blob, encode_blob
+from placewright.store import (
+    HEADER,
+    LEGACY_SUFFIX,
+    SUFFIX,
+    BlobMemory,
+    BlobStore,
+    array_sha256,
+    decode_blob,
+    encode_blob,
+)
 
 SHAPES = [(30, 40), (30, 40, 1), (30, 40, 3), (30, 40, 4), (1, 1), (7, 13, 3), (31, 17, 4), (513, 257)]
 
@@ -162,3 +171,65 @@ def test_evict_removes_the_old_format_first(tmp_path: Path) -> None:
 def test_evict_of_an_empty_or_absent_store(tmp_path: Path) -> None:
     assert BlobStore(str(tmp_path / "nothing")).evict(1).total == 0
     assert BlobStore(str(tmp_path)).evict(1).total == 0
+
+
+# --- the in-memory share (cache_memory_bytes) ---
+
+
+def test_memory_answers_a_read_without_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A blob this process wrote is read back from memory: no file read, no hash; equal pixels, a private copy."""
+    memory = BlobMemory(64 * 1024**2)
+    store = BlobStore(str(tmp_path), memory=memory)
+    pixels = _pixels((64, 48, 3))
+    ref = store.put(pixels)
+    pixels[:] = 0  # the caller changes its array after the put: what is kept does not change
+    monkeypatch.setattr(store.fs, "cat_file", lambda *a, **k: pytest.fail("read the file"))
+    back = store.get(ref)
+    assert array_sha256(back) == ref.sha256 and back.flags.writeable
+    back[:] = 7  # nor does a reader's change reach the next reader
+    assert array_sha256(store.get(ref)) == ref.sha256
+
+
+def test_memory_writes_back_a_blob_removed_meanwhile(tmp_path: Path) -> None:
+    memory = BlobMemory(64 * 1024**2)
+    store = BlobStore(str(tmp_path), memory=memory)
+    ref = store.put(_pixels((40, 30, 4), seed=3))
+    path = Path(ref.uri)
+    path.unlink()
+    assert array_sha256(store.get(ref)) == ref.sha256
+    again = decode_blob(path.read_bytes())
+    assert again is not None and array_sha256(again) == ref.sha256, "the file is back, whole"
+    memory.forget()
+    assert array_sha256(BlobStore(str(tmp_path)).get(ref)) == ref.sha256, "and readable without the memory"
+
+
+def test_memory_keeps_what_a_read_verified(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ref = BlobStore(str(tmp_path)).put(_pixels((20, 20, 3), seed=4))
+    memory = BlobMemory(64 * 1024**2)
+    reader = BlobStore(str(tmp_path), memory=memory)
+    reader.get(ref)  # from the file, checked
+    monkeypatch.setattr(reader.fs, "cat_file", lambda *a, **k: pytest.fail("read the file twice"))
+    assert array_sha256(reader.get(ref)) == ref.sha256
+
+
+def test_memory_is_bounded_and_leaves_large_images_to_the_store(tmp_path: Path) -> None:
+    memory = BlobMemory(4 * 100 * 100 * 3)  # four 100x100 RGB images
+    store = BlobStore(str(tmp_path), memory=memory)
+    refs = [store.put(_pixels((100, 100, 3), seed=i)) for i in range(6)]
+    assert memory._bytes <= memory.max_bytes
+    assert memory.recall(refs[0].sha256) is None and memory.recall(refs[5].sha256) is not None, "LRU"
+    big = store.put(_pixels((120, 120, 3), seed=9))  # more than a quarter of the bound
+    assert memory.recall(big.sha256) is None
+    assert array_sha256(store.get(big)) == big.sha256, "read from the store"
+    memory.resize(0)
+    assert memory._bytes == 0 and memory.recall(refs[5].sha256) is None
+
+
+def test_a_store_without_memory_reads_its_files(tmp_path: Path) -> None:
+    """Corruption is still caught on read when nothing is in memory (a new process, or cache_memory_bytes = 0)."""
+    store = BlobStore(str(tmp_path), memory=BlobMemory(0))
+    ref = store.put(_pixels((30, 30, 3), seed=5))
+    path = Path(ref.uri)
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(BlobUnusable):
+        store.get(ref)

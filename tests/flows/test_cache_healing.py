@@ -31,8 +31,13 @@ ARGS = dict(prompts=["white studio"], size="384x384")
 
 @pytest.fixture(autouse=True)
 def stage_by_stage(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests are about the stages' own caches: no copying of an identical earlier run."""
+    """These tests are about the stages' own caches: no copying of an identical earlier run.
+
+    Nor intermediate images kept in memory (``cache_memory_bytes``): each run reads the blob files, as a
+    run in a new process does (the in-memory share is tested by itself below and in ``test_store``).
+    """
     monkeypatch.setenv("PLACEWRIGHT_REUSE_IDENTICAL_RUNS", "false")
+    monkeypatch.setenv("PLACEWRIGHT_CACHE_MEMORY_BYTES", "0")
 
 
 @pytest.fixture
@@ -134,6 +139,33 @@ def test_a_blob_that_a_computed_stage_reads_is_corrupt(
     assert _sound(product)
     (warning,) = _healing_warnings(caplog)
     assert written["ingest"][0].sha256[:12] in warning and "corrupt" in warning, warning
+
+
+def test_a_blob_removed_while_this_process_holds_it_is_written_back(
+    tmp_path: Path,
+    example_product: Path,
+    blobs: Path,
+    stage_calls: dict[str, int],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With intermediate images kept in memory, a run in the same process reads them from there: every stage
+    is cached, nothing is recomputed, and the blob files removed meanwhile are back for other processes."""
+    monkeypatch.setenv("PLACEWRIGHT_CACHE_MEMORY_BYTES", str(64 * 1024**2))
+    get_settings.cache_clear()
+    out = tmp_path / "out"
+    first = place(example_product, out=str(out), **ARGS)
+    files = _blob_files(blobs)
+    for path in files:
+        path.unlink()
+    stage_calls.update(dict.fromkeys(stage_calls, 0))
+    caplog.set_level(logging.WARNING)
+    second = place(example_product, out=str(out), **ARGS)
+    assert not any(stage_calls.values()), f"every stage cached ({stage_calls})"
+    assert not _healing_warnings(caplog)
+    assert _sha256_of_outputs(out, second) == _sha256_of_outputs(out, first)
+    read_back = {p for p in _blob_files(blobs)}
+    assert read_back and read_back <= set(files) and all(_sound(p) for p in read_back), "written back, sound"
 
 
 def test_refresh_rewrites_truncated_blobs(

@@ -80,3 +80,22 @@ def test_missing_packages() -> None:
     reason = missing_packages("json", "surely_not_installed_pkg")
     assert reason is not None and "surely_not_installed_pkg" in reason and "placewright[ai]" in reason
     assert isinstance(MODELS, ModelCache)
+
+
+def test_find_pretrained_finds_a_repo_in_the_hugging_face_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A repo id resolves to its snapshot in the HF cache (the layout huggingface_hub writes), offline."""
+    import huggingface_hub.constants
+
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--some-org--tiny-model" / "snapshots" / "0123abcd"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (cache / "models--some-org--tiny-model" / "refs").mkdir()
+    (cache / "models--some-org--tiny-model" / "refs" / "main").write_text("0123abcd")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert find_pretrained(ModelSpec(model="some-org/tiny-model", models_dir=tmp_path)).resolve() == snapshot.resolve()
+    with pytest.raises(BackendUnavailable, match=f"Hugging Face cache {cache}"):
+        find_pretrained(ModelSpec(model="some-org/other-model", models_dir=tmp_path))

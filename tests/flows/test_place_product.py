@@ -57,12 +57,15 @@ def test_two_variants_end_to_end(example_product: Path, tmp_path: Path) -> None:
 def _latest_artifact_markdown() -> str:
     from prefect import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
 
-    with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["place-product-run"])), limit=50
+    with get_client(sync_client=True) as client:  # the newest (the session's server holds every test's runs)
+        (artifact,) = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["place-product-run"])),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
         )
-    text = max(artifacts, key=lambda a: a.created).data
+    text = artifact.data
     assert "| 0 | sunlit marble counter |" in text and "| 1 | rustic wooden table |" in text
     assert "scene: procedural" in text and "cutout: grabcut" in text
     return text

@@ -31,7 +31,7 @@ from prefect.context import FlowRunContext
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.filesystems import WritableFileSystem
 from prefect.futures import PrefectFuture
-from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
+from prefect.settings import PREFECT_API_URL, PREFECT_LOCAL_STORAGE_PATH
 from prefect.states import State
 
 from flows.heartbeats import install as install_heartbeats
@@ -114,7 +114,8 @@ def result_storage(out_dir: str, settings: Settings) -> WritableFileSystem:
     For a local ``out``, a ``placewright`` folder in Prefect's local storage (``PREFECT_LOCAL_STORAGE_PATH``),
     which holds nothing else. The storage reads only records written by the stages' own JSON serializer
     (:mod:`tasks.results`: anything else, a pickle, is refused). It is saved as a block, named after its
-    location and options and saved (idempotently) by each run, so that any worker can load it, and so that
+    location and options and saved (idempotently; once per process and API, later runs only check that it is
+    still there), so that any worker can load it, and so that
     a result read back through the API (by block id) goes through the same check. It holds the endpoint
     and profile, never credentials: those come from each worker's AWS environment.
     """
@@ -133,11 +134,32 @@ def result_storage(out_dir: str, settings: Settings) -> WritableFileSystem:
         block, identity = RemoteResults(basepath=url, settings=options), [url, options]
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
     name = f"placewright-results-{digest[:12]}"
+    saved = _SAVED_STORAGE.get((PREFECT_API_URL.value(), name))
+    if saved is not None and _still_saved(saved):
+        return saved
     try:
         block.save(name, overwrite=True)
     except ObjectAlreadyExists:  # two runs registering the block type (or the block) at once: the other won
         block.save(name, overwrite=True)
+    _SAVED_STORAGE[(PREFECT_API_URL.value(), name)] = block
     return block
+
+
+# Result storage blocks this process saved, by API URL and name: later runs check that the block document is
+# still there (one read) instead of saving it again (five requests, and a write on the server).
+_SAVED_STORAGE: dict[tuple[str | None, str], LocalResults | RemoteResults] = {}
+
+
+def _still_saved(block: LocalResults | RemoteResults) -> bool:
+    document = block._block_document_id
+    if document is None:
+        return False
+    try:
+        with get_client(sync_client=True) as client:
+            client.read_block_document(document)
+    except ObjectNotFound:
+        return False
+    return True
 
 
 def configured(task: Task, settings: Settings, refresh: bool, storage: WritableFileSystem | Path | None) -> Task:

@@ -137,17 +137,32 @@ def result_storage(out_dir: str, settings: Settings) -> WritableFileSystem:
     saved = _SAVED_STORAGE.get((PREFECT_API_URL.value(), name))
     if saved is not None and _still_saved(saved):
         return saved
-    try:
-        block.save(name, overwrite=True)
-    except ObjectAlreadyExists:  # two runs registering the block type (or the block) at once: the other won
-        block.save(name, overwrite=True)
-    _SAVED_STORAGE[(PREFECT_API_URL.value(), name)] = block
-    return block
+    found = _saved_as(block, name)
+    if found is None:
+        try:
+            block.save(name, overwrite=True)
+        except ObjectAlreadyExists:  # two runs registering the block type (or the block) at once: the other won
+            block.save(name, overwrite=True)
+        found = block
+    _SAVED_STORAGE[(PREFECT_API_URL.value(), name)] = found
+    return found
 
 
-# Result storage blocks this process saved, by API URL and name: later runs check that the block document is
-# still there (one read) instead of saving it again (five requests, and a write on the server).
+# Result storage blocks this process saved or found, by API URL and name: later runs check that the block
+# document is still there (one read) instead of saving it again (five requests and a write on the server, which
+# at times waited ~2 s for a retry while the server was busy).
 _SAVED_STORAGE: dict[tuple[str | None, str], LocalResults | RemoteResults] = {}
+
+
+def _saved_as(block: LocalResults | RemoteResults, name: str) -> LocalResults | RemoteResults | None:
+    """The block saved on the server under ``name`` when it holds what ``block`` does (one read, no write)."""
+    try:
+        found = type(block).load(name)
+    except ValueError:  # no block of that name (or of that type yet)
+        return None
+    fields = type(block).model_fields
+    same = {f: getattr(found, f) for f in fields} == {f: getattr(block, f) for f in fields}
+    return found if same else None
 
 
 def _still_saved(block: LocalResults | RemoteResults) -> bool:

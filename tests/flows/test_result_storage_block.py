@@ -1,4 +1,4 @@
-"""The stages' result storage block is saved once per process and API, and saved again when it has gone."""
+"""The stages' result storage block is saved once, found by later processes, and saved again when it has gone."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import httpx
 import pytest
 from prefect import get_client
 
+from flows import pipeline
 from flows.pipeline import result_storage
 from placewright.settings import Settings
 
@@ -33,6 +34,11 @@ def test_saved_once_then_checked_and_saved_again_when_deleted(tmp_path: Path, mo
     again = result_storage(out, settings)
     assert again._block_document_id == first._block_document_id
     assert requests == Counter(GET=1), f"one read, no write: {dict(requests)}"
+    pipeline._SAVED_STORAGE.clear()  # as a new process (a CLI run) starts: it finds the block, writes nothing
+    requests.clear()
+    found = result_storage(out, settings)
+    assert found._block_document_id == first._block_document_id
+    assert not requests.keys() - {"GET"}, f"reads only: {dict(requests)}"
     with get_client(sync_client=True) as client:
         client.delete_block_document(first._block_document_id)
     requests.clear()

@@ -101,3 +101,19 @@ def test_a_run_whose_one_variant_cannot_fit_is_refused_before_it_starts(
     assert not (tmp_path / "o").exists(), "refused before anything was written"
     small = RunRequest(product=str(example_product), prompts=["studio"], size="1024x1024", out=str(tmp_path / "o"))
     assert planning.plan_run(small, settings, downloads=tmp_path).size.width == 1024
+
+
+def test_the_cli_refuses_a_size_that_cannot_fit_with_exit_2(
+    tmp_path: Path, example_product: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from placewright import plan as planning
+    from placewright.cli import app
+
+    monkeypatch.setattr(planning, "available_bytes", lambda: 2 * 10**9)
+    args = ["run", str(example_product), "-p", "studio", "--size", "8192x8192", "--out", str(tmp_path / "o")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "8192x8192 variant needs about 2.7 GB" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()

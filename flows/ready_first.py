@@ -170,17 +170,21 @@ class ReadyFirstExecutor(concurrent.futures.ThreadPoolExecutor):
                 starting.append(heapq.heappop(self._queue))
                 self._running += 1
         for queued in starting:
-            if not queued.outer.set_running_or_notify_cancel():  # cancelled while it waited
-                self._release()
-                continue
-            fn, args, kwargs = queued.call
-            try:
-                inner = super().submit(fn, *args, **kwargs)
-            except RuntimeError as exc:  # the pool shut down meanwhile
-                queued.outer.set_exception(exc)
-                self._release()
-                continue
-            inner.add_done_callback(lambda done, outer=queued.outer: self._finished(done, outer))
+            self._launch(queued)
+
+    def _launch(self, queued: _Queued) -> None:
+        """Hand ``queued`` to a thread; its slot is counted already and released when it ends or cannot start."""
+        if not queued.outer.set_running_or_notify_cancel():  # cancelled while it waited
+            self._release()
+            return
+        fn, args, kwargs = queued.call
+        try:
+            inner = super().submit(fn, *args, **kwargs)
+        except RuntimeError as exc:  # the pool has shut down
+            queued.outer.set_exception(exc)
+            self._release()
+            return
+        inner.add_done_callback(lambda done, outer=queued.outer: self._finished(done, outer))
 
     def _finished(self, inner: concurrent.futures.Future[Any], outer: concurrent.futures.Future[Any]) -> None:
         if inner.cancelled():
@@ -209,17 +213,10 @@ class ReadyFirstExecutor(concurrent.futures.ThreadPoolExecutor):
         super().shutdown(wait=wait, cancel_futures=cancel_futures)
 
     def _run_now(self, queued: _Queued) -> None:
-        if not queued.outer.set_running_or_notify_cancel():
-            return
-        fn, args, kwargs = queued.call
-        try:
-            inner = super().submit(fn, *args, **kwargs)
-        except RuntimeError as exc:  # the pool has shut down
-            queued.outer.set_exception(exc)
-            return
+        """Start ``queued`` whatever the slots say (a shutdown that keeps queued work)."""
         with self._lock:
             self._running += 1
-        inner.add_done_callback(lambda done, outer=queued.outer: self._finished(done, outer))
+        self._launch(queued)
 
 
 class ReadyFirstTaskRunner(ThreadPoolTaskRunner):

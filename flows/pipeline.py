@@ -5,7 +5,9 @@ product without waiting, so a campaign's products run side by side on the flow's
 product stages once, variant stages mapped over the variants. Each task receives its inputs by
 parameter name (:func:`stage_arguments`): an earlier stage's name gets that stage's output,
 ``options`` the stage's settings section, the other names the run's values. Stages that need no
-product stage (a generated scene) are submitted first, so they run while the product is cut out.
+product stage (a generated scene) are submitted first, so they run while the product is cut out (with
+Dask or Ray; the thread runner queues each task once its inputs are ready, product stages first:
+:mod:`flows.ready_first`).
 
 :func:`variant_failures` says which variants failed and where, :func:`raise_first_failure`
 re-raises the earliest failure as it was raised (bad input stays bad input), and

@@ -515,6 +515,9 @@ def _crash_automation(url: str, crash_after: int, *, strict: bool = False) -> in
 # private server; this long after the signal, the process exits even if a stage is still working (the
 # server then gets SIGTERM from the kernel: flows/local_api.py sets PDEATHSIG).
 SIGNAL_GRACE_S = 10.0
+# The signal that is ending the CLI: the SystemExit its handler raises can surface wrapped in another error
+# (pydantic_core, for one, reports it as a serialization error when it lands inside model_dump).
+_ENDING_SIGNAL: list[int] = []
 
 
 def _exit_on_signals() -> None:
@@ -524,6 +527,7 @@ def _exit_on_signals() -> None:
 
     def handler(signum: int, _frame: object) -> None:
         signal.signal(signum, signal.SIG_DFL)  # a second one ends the process at once
+        _ENDING_SIGNAL.append(signum)
         deadline = threading.Timer(SIGNAL_GRACE_S, os._exit, args=(128 + signum,))
         deadline.daemon = True
         deadline.start()
@@ -620,6 +624,10 @@ def main() -> None:
     except typer.Abort:
         print("placewright: aborted", file=sys.stderr)
         sys.exit(130)
+    except Exception:
+        if _ENDING_SIGNAL:  # the signal's SystemExit, wrapped on its way up: end as the signal says
+            sys.exit(128 + _ENDING_SIGNAL[0])
+        raise
     sys.exit(exit_code if isinstance(exit_code, int) else 0)
 
 

@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from importlib.util import find_spec
 from pathlib import Path
 
+from flows.server_environment import server_environment
 from placewright.processes import process_alive
 
 RECORD_NAME = "placewright-server.json"
@@ -230,15 +231,9 @@ def _spawn(host: str, port: int, log: Path) -> subprocess.Popen:
     if spec is None or spec.origin is None:
         raise ServerError("prefect is not installed")
     server = BackgroundServer(pid=0, host=host, port=port, log=str(log), started_at="")
-    env = {
-        **os.environ,
-        "PREFECT__SERVER_FINAL": "1",
-        # The UI asks the server where its API is; without this it assumes port 4200.
-        "PREFECT_API_URL": server.url,
-    }
+    # The UI asks the server where its API is; without this it assumes port 4200.
+    env = server_environment(PREFECT__SERVER_FINAL="1", PREFECT_API_URL=server.url)
     env.setdefault("PREFECT_UI_API_URL", server.url)  # set it to an address other machines' browsers reach
-    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # self-hosted: no telemetry unless asked for
-    env.setdefault("DO_NOT_TRACK", "1")
     for key in ("PREFECT__SERVER_EPHEMERAL", "PREFECT__SERVER_WEBSERVER_ONLY"):
         env.pop(key, None)
     with log.open("w") as handle:

@@ -24,6 +24,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+from flows.server_environment import server_environment
 from placewright.processes import signal_on_parent_death
 
 STARTUP_TIMEOUT_SECONDS = 60.0
@@ -71,13 +72,7 @@ class LocalApi:
         if spec is None or spec.origin is None:
             raise RuntimeError("prefect is not installed")
         app_dir = Path(spec.origin).parent.parent
-        env = {
-            **os.environ,
-            "PREFECT_UI_ENABLED": "0",
-            "PREFECT__SERVER_EPHEMERAL": "1",
-            "PREFECT__SERVER_FINAL": "1",
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        }
+        env = server_environment(PREFECT_UI_ENABLED="0", PREFECT__SERVER_EPHEMERAL="1", PREFECT__SERVER_FINAL="1")
         env.pop("PREFECT_API_URL", None)
         self.errors = tempfile.TemporaryFile()  # noqa: SIM115 - open while the server runs, closed by stop()
         self.process = subprocess.Popen(

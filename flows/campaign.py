@@ -28,11 +28,12 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import as_completed
 
 from flows.artifacts import VariantProgress, embedded_image, is_browsable
+from flows.contract_flow import contract_flow
 from flows.pipeline import (
     ProductRun,
     apply_quality_gate,
@@ -88,7 +89,7 @@ class ProductJob:
 
 
 # validate_parameters=False: the campaign is checked inside (field paths in one-line messages).
-@flow(name="campaign", task_runner=task_runner_from_settings(), validate_parameters=False)
+@contract_flow(name="campaign", task_runner=task_runner_from_settings(), validate_parameters=False)
 def run_campaign(
     campaign: CampaignSpec | None = None,
     campaign_file: str | None = None,

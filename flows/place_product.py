@@ -32,11 +32,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from prefect.context import FlowRunContext
 from prefect.futures import as_completed
 
 from flows.artifacts import VariantProgress, report_run
+from flows.contract_flow import contract_flow
 from flows.pipeline import (
     apply_quality_gate,
     evict_intermediates,
@@ -83,7 +84,7 @@ def run_access(settings: Settings) -> Access:
 
 # validate_parameters=False: the request is checked inside, by the contract's own rules, so a bad value
 # is refused with the same one-line message as on the CLI and in a campaign file (not Prefect's).
-@flow(name="place-product", task_runner=task_runner_from_settings(), validate_parameters=False)
+@contract_flow(name="place-product", task_runner=task_runner_from_settings(), validate_parameters=False)
 def place_product(request: RunRequest, refresh: bool = False) -> Manifest:
     """Place a product in one scene per prompt and per background; returns the run's manifest.
 

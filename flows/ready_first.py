@@ -14,7 +14,11 @@ scenes, composites sat on threads waiting for the cut-out, and each task start c
   a variant's later steps before another variant's earlier ones, so variants are finished one after another
   (fewer images in memory at once) while the product is still being made;
 - futures answer ``state`` from their own result once their task is done (:class:`LocalStateFuture`), so
-  starting a task reads nothing over HTTP.
+  starting a task reads nothing over HTTP;
+- a task starts with each completed upstream future among its parameters replaced by the result it holds in
+  memory (:func:`_results_in_place`), which is what Prefect's engine would resolve it to, without a trip
+  through Prefect's event-loop thread per upstream (~0.3 s of threads' time per 8-variant run, measured).
+  Prefect still records the upstream task run as that parameter's input: the dashboard's graph is unchanged.
 
 What a task does, its retries, caching, results and states are Prefect's, unchanged; a task whose upstream
 failed is still run and ends NotReady, as with Prefect's runner.
@@ -31,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prefect.futures import PrefectConcurrentFuture, PrefectFuture
+from prefect.results import ResultRecord, ResultRecordMetadata
 from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.collections import visit_collection
@@ -83,6 +88,43 @@ def _unfinished_upstream(kwargs: dict[str, Any]) -> list[concurrent.futures.Futu
     visit_collection(kwargs.get("parameters") or {}, visit_fn=collect, return_data=False)
     visit_collection(list(kwargs.get("wait_for") or []), visit_fn=collect, return_data=False)
     return found
+
+
+def _result_in_memory(future: PrefectConcurrentFuture[Any]) -> tuple[bool, Any]:
+    """``(True, result)`` when ``future``'s task completed and its result is in memory, else ``(False, None)``.
+
+    What Prefect's engine would resolve the future to (``state.result()``), without the trip through its
+    event-loop thread that costs a few milliseconds per upstream future on a busy machine.
+    """
+    done = future.wrapped_future
+    if not done.done() or done.cancelled() or done.exception() is not None:
+        return False, None
+    state = done.result()
+    if not isinstance(state, State) or not state.is_completed():
+        return False, None
+    if isinstance(state.data, ResultRecord):
+        return True, state.data.result
+    if state.data is None or isinstance(state.data, ResultRecordMetadata):  # missing, or only in storage
+        return False, None
+    return True, state.data
+
+
+def _results_in_place(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A task submission with each parameter that is a completed future replaced by its result.
+
+    Prefect still records the upstream task run as the parameter's input (it knows its results by identity),
+    so the dashboard's graph is unchanged; a future that did not complete is left to Prefect (NotReady).
+    """
+    parameters = kwargs.get("parameters")
+    if not parameters:
+        return kwargs
+    resolved = dict(parameters)
+    for name, value in parameters.items():
+        if isinstance(value, PrefectConcurrentFuture):
+            found, result = _result_in_memory(value)
+            if found:
+                resolved[name] = result
+    return {**kwargs, "parameters": resolved}
 
 
 @dataclass(order=True)
@@ -179,7 +221,7 @@ class ReadyFirstExecutor(concurrent.futures.ThreadPoolExecutor):
             return
         fn, args, kwargs = queued.call
         try:
-            inner = super().submit(fn, *args, **kwargs)
+            inner = super().submit(fn, *args, **_results_in_place(kwargs))
         except RuntimeError as exc:  # the pool has shut down
             queued.outer.set_exception(exc)
             self._release()

@@ -191,6 +191,67 @@ def test_a_failed_upstream_ends_its_dependents_as_prefect_does() -> None:
     assert prefect_states[0] == ("FAILED", "Failed") and prefect_states[1][1] == "NotReady"
 
 
+@task
+def made(i: int) -> dict[str, int]:
+    return {"made": i}
+
+
+@task
+def identity_of(value: dict[str, int]) -> int:
+    return id(value)
+
+
+def _task_run_inputs(task_run_id: uuid.UUID, parameter: str) -> set[uuid.UUID]:
+    """The upstream task runs the server recorded as ``parameter``'s input (recorded from events: polled)."""
+    from prefect import get_client
+
+    deadline = time.monotonic() + 20
+    with get_client(sync_client=True) as client:
+        while True:
+            try:
+                inputs = client.read_task_run(task_run_id).task_inputs.get(parameter, [])
+            except Exception:  # not recorded yet
+                inputs = []
+            if inputs or time.monotonic() > deadline:
+                return {item.id for item in inputs if getattr(item, "input_type", "") == "task_run"}
+            time.sleep(0.1)
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_a_completed_upstream_is_passed_as_its_result_and_stays_the_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The result goes in as the object the upstream task returned, without Prefect's ``State.result`` (a trip
+    through its event-loop thread per upstream), and the server still records the upstream as the input."""
+    from prefect.client.schemas.objects import State
+
+    resolved_in_workers: list[str] = []
+    real_result = State.result
+
+    def result(self: State, *args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            resolved_in_workers.append(threading.current_thread().name)
+        return real_result(self, *args, **kwargs)
+
+    monkeypatch.setattr(State, "result", result)
+
+    def run(runner: ThreadPoolTaskRunner) -> tuple[bool, uuid.UUID, uuid.UUID]:
+        @flow(task_runner=runner)
+        def graph() -> tuple[bool, uuid.UUID, uuid.UUID]:
+            upstream = made.submit(7)
+            downstream = identity_of.submit(upstream)
+            return downstream.result() == id(upstream.result()), upstream.task_run_id, downstream.task_run_id
+
+        return graph()
+
+    same, upstream_id, downstream_id = run(ThreadPoolTaskRunner(max_workers=2))
+    assert same and resolved_in_workers, "Prefect's runner: the task resolves its input through State.result"
+    assert _task_run_inputs(downstream_id, "value") == {upstream_id}
+    resolved_in_workers.clear()
+    same, upstream_id, downstream_id = run(ReadyFirstTaskRunner(max_workers=2))
+    assert same, "the downstream task got the very object its upstream returned"
+    assert resolved_in_workers == [], f"resolved through State.result in {resolved_in_workers}"
+    assert _task_run_inputs(downstream_id, "value") == {upstream_id}, "the dashboard's graph keeps the edge"
+
+
 def test_the_thread_runner_of_the_settings_is_ready_first() -> None:
     runner = task_runner_from_settings(RunnerSettings(threads=3))
     assert isinstance(runner, ReadyFirstTaskRunner) and runner._max_workers == 3

@@ -83,6 +83,27 @@ def _flow_runs(url: str) -> list[dict]:
     return response.json()
 
 
+def _task_run_states(url: str, expected: int, timeout_s: float = 20) -> list[str]:
+    """The state types of the server's task runs once ``expected`` are recorded and final, or at the deadline.
+
+    The recorder writes what arrived at least once a second: a task run can be recorded Running first.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        response = httpx.post(f"{url}/task_runs/filter", json={}, timeout=10)
+        response.raise_for_status()
+        states = [r["state_type"] for r in response.json()]
+        final = len(states) >= expected and all(s in ("COMPLETED", "FAILED", "CRASHED") for s in states)
+        if final or time.monotonic() > deadline:
+            return states
+        time.sleep(0.2)
+
+
+def _environment_of(pid: int) -> dict[str, str]:
+    pairs = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(p.decode().split("=", 1) for p in pairs if b"=" in p)
+
+
 def test_start_status_run_stop(home: Path, tmp_path: Path) -> None:
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
@@ -119,6 +140,10 @@ def test_start_status_run_stop(home: Path, tmp_path: Path) -> None:
         assert run.returncode == 0, run.stderr
         assert (tmp_path / run.stdout.strip() / "manifest.json").exists()
         assert [r["state_type"] for r in _flow_runs(url)] == ["COMPLETED"]
+        # Its 10 task runs (ingest, 3 product stages, 4 variant stages, the check, publish) are all recorded,
+        # in batches (flows/server_environment.py), which the server was started with.
+        assert _task_run_states(url, expected=10) == ["COMPLETED"] * 10
+        assert _environment_of(pid)["PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE"] == "200"
         timings = json.loads(run.stderr.strip().splitlines()[-1])["cli_timings"]
         assert timings["server_ready"] - timings["prefect_imported"] < 0.05  # nothing to wait for
 

@@ -21,8 +21,9 @@ stopped at the end; the CLI runs find it through ``PREFECT_HOME``, as an operato
    1-variant one: at most 1.5x.
 
 Every measurement group gets fresh folders (intermediate cache, output), so a group is warmed only by its own
-earlier runs. Rows 1-2 take the median of 3 repeats (``--quick``: 1), interleaving core and flow so that a
-change in the machine's load hits both; the CLI rows take 2 (``--quick``: 1). In-process runs start after one
+earlier runs. Rows 1-2 take the median of 5 repeats (``--quick``: 1), interleaving core and flow so that a
+change in the machine's load hits both; the CLI and campaign rows take 4 (``--quick``: 1), the CLI's runs
+interleaved with the core's. In-process runs start after one
 untimed warm-up of each (models loaded, Prefect's blocks registered), and the per-process label caches of the
 quality gate are emptied before each computed run, so each reads its product's label once, as a CLI run does.
 PREFECT_* and PLACEWRIGHT_* variables of the calling shell are ignored. ``--crash-after N`` starts the server
@@ -386,7 +387,7 @@ def _spread(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one repeat of everything; no informational CLI rows")
-    parser.add_argument("--repeats", type=int, default=None, help="repeats of rows 1-2 (default 3, --quick 1)")
+    parser.add_argument("--repeats", type=int, default=None, help="repeats of rows 1-2 (default 5, --quick 1)")
     parser.add_argument(
         "--crash-after",
         type=int,
@@ -451,8 +452,8 @@ class Bench:
         self.args = args
         self.tmp = tmp
         self.cli_env = cli_env
-        self.repeats = args.repeats or (1 if args.quick else 3)
-        self.cli_repeats = 1 if args.quick else 2
+        self.repeats = args.repeats or (1 if args.quick else 5)
+        self.cli_repeats = 1 if args.quick else 4
         self.rows: list[Row] = []
         self.notes: list[str] = []
         self.tally = _Tally()
@@ -620,14 +621,13 @@ class Bench:
         """``placewright run`` with 2 prompts against the background server; the core's time for the same 2."""
         from bench_pipeline import PRODUCT, PROMPTS, SIZE
 
-        for r in range(3):
+        computed, cached = [], []
+        phases: dict[str, dict[str, float]] = {}
+        for r in range(self.cli_repeats):  # the core's run and the CLI's interleaved: a change of load hits both
             with _group(self.tmp / f"core2-{r}") as folder:
                 settings = _settings_now()
                 _forget_process_caches()
                 self.core2.append(_call(core_run, settings, PROMPTS[:2], folder / "core")[1])
-        computed, cached = [], []
-        phases: dict[str, dict[str, float]] = {}
-        for r in range(self.cli_repeats):
             folder = self.tmp / f"cli2-{r}"
             env = {**self.cli_env, "PLACEWRIGHT_CACHE_DIR": str(folder / "cache")}
             argv = _placewright("run", str(PRODUCT), "-p", PROMPTS[0], "-p", PROMPTS[1], "--size", str(SIZE))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from flows.server_environment import DEFAULTS, server_environment
+from tests.cli.test_cli_server import _env as cli_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "olive-oil-bottle.jpg"
@@ -39,13 +39,7 @@ def test_the_user_wins_over_a_default_and_fixed_values_win_over_the_user(monkeyp
 def test_a_private_server_records_every_task_run_before_it_stops(tmp_path: Path) -> None:
     """The CLI's private server is stopped when the run ends: the task runs it still held are written first."""
     home = tmp_path / "prefect-home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "PLACEWRIGHT_", "OPENAI_"))}
-    env.update(
-        PYTHONPATH=str(ROOT),
-        PREFECT_HOME=str(home),
-        PLACEWRIGHT_CACHE_DIR=str(tmp_path / "cache"),
-        PLACEWRIGHT_MODELS_DIR=str(tmp_path / "models"),
-    )
+    env = cli_environment(home, tmp_path)  # no PREFECT_API_URL, no background server in this home: a private one
     argv = [sys.executable, "-m", "placewright.cli", "run", str(EXAMPLE), "-p", "a", "-p", "b", "--size", "256x256"]
     run = subprocess.run([*argv, "--out", "out"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr

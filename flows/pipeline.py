@@ -136,7 +136,8 @@ def result_storage(out_dir: str, settings: Settings) -> WritableFileSystem:
         block, identity = RemoteResults(basepath=url, settings=options), [url, options]
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
     name = f"placewright-results-{digest[:12]}"
-    saved = _SAVED_STORAGE.get((PREFECT_API_URL.value(), name))
+    key = (PREFECT_API_URL.value(), name)
+    saved = _SAVED_STORAGE.get(key)
     if saved is not None and _still_saved(saved):
         return saved
     found = _saved_as(block, name)
@@ -146,7 +147,7 @@ def result_storage(out_dir: str, settings: Settings) -> WritableFileSystem:
         except ObjectAlreadyExists:  # two runs registering the block type (or the block) at once: the other won
             block.save(name, overwrite=True)
         found = block
-    _SAVED_STORAGE[(PREFECT_API_URL.value(), name)] = found
+    _SAVED_STORAGE[key] = found
     return found
 
 

@@ -212,11 +212,16 @@ class BlobStore:
     def _uri(self, path: str) -> str:
         return path if self.protocol == "file" else f"{self.protocol}://{path}"
 
-    def _touch(self, path: str) -> None:
-        """Mark a local blob as just used (eviction goes by mtime)."""
+    def _touch(self, path: str) -> bool:
+        """Mark a local blob as just used (eviction goes by mtime); False when the local file is gone."""
         if self.local:
-            with contextlib.suppress(OSError):  # gone, or not ours to touch: the next read or put sees to it
+            try:
                 os.utime(path)
+            except FileNotFoundError:  # the next read or put sees to it
+                return False
+            except OSError:  # not ours to touch
+                pass
+        return True
 
     def _is_sound(self, path: str, shape: tuple[int, ...]) -> bool:
         """Whether the blob at ``path`` is there with a header for ``shape`` and the size that header says."""
@@ -253,13 +258,8 @@ class BlobStore:
         """
         path = self._path(ref.sha256)
         if self.memory is not None and (pixels := self.memory.recall(ref.sha256)) is not None:
-            if self.local:
-                try:
-                    os.utime(path)
-                except FileNotFoundError:  # removed since: put it back from what this process holds
-                    write_atomically(self.fs, path, encode_blob(pixels, self.level), local=True)
-                except OSError:
-                    pass
+            if not self._touch(path):  # removed since: put it back from what this process holds
+                write_atomically(self.fs, path, encode_blob(pixels, self.level), local=True)
             return pixels
         try:
             data = self.fs.cat_file(path)

@@ -7,6 +7,7 @@ started or written. Prefect is imported only once the input is known to be good.
 from __future__ import annotations
 
 import atexit
+import gc
 import json
 import logging
 import os
@@ -51,6 +52,21 @@ def _print_timings() -> None:
 
 if os.environ.get("PLACEWRIGHT_CLI_TIMINGS"):
     atexit.register(_print_timings)  # registered first, so it runs last
+
+
+def _spare_the_collector() -> None:
+    """Leave every object alive now out of the garbage collector's later passes (``gc.freeze``).
+
+    A CLI process's heap is mostly Prefect's and the models' modules and classes, alive until the process
+    ends: every full collection during the run walked them again, and the interpreter's collections at exit
+    took ~0.25 s of a 2-variant run (measured). Cycles alive at the freeze are then freed with the process,
+    not by their ``__del__``; Python does not promise that those run at exit either. Files are written and
+    closed by the stages (atomically); ``atexit`` and ``weakref.finalize`` hooks still run.
+    """
+    gc.freeze()
+
+
+atexit.register(_spare_the_collector)  # runs after Prefect's exit hooks (registered later, run earlier)
 
 
 def _fail(error: BaseException | str, code: int) -> NoReturn:
@@ -576,6 +592,7 @@ def _run_flow(flow_name: str, parameters: dict[str, Any], *, progress: FlowProgr
         _fail(exc, EXIT_BAD_INPUT)
 
     _mark("prefect_imported")
+    _spare_the_collector()  # the imports' objects: the flow's full collections skip them
     updates: dict = {}
     if local_api is not None:
         progress.note("starting local Prefect server")

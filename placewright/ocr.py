@@ -29,7 +29,7 @@ import numpy as np
 
 from placewright.errors import BackendUnavailable
 from placewright.models.cache import MODELS
-from placewright.models.runtime import missing_packages, onnx_providers
+from placewright.models.runtime import missing_packages, onnx_providers, onnx_session_options
 from placewright.settings import ModelSpec, OcrSettings
 
 DET_FILE, REC_FILE = "det.onnx", "rec.onnx"
@@ -89,10 +89,7 @@ class _Reader:
     def __init__(self, folder: Path, providers: list[str], threads: int) -> None:
         import onnxruntime as ort
 
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-        opts.log_severity_level = 3
+        opts = onnx_session_options(threads)
         self.det = ort.InferenceSession(str(folder / DET_FILE), sess_options=opts, providers=providers)
         self.rec = ort.InferenceSession(str(folder / REC_FILE), sess_options=opts, providers=providers)
         meta = self.rec.get_modelmeta().custom_metadata_map

@@ -31,7 +31,7 @@ import numpy as np
 from placewright.cutout import Cutter
 from placewright.cutout.from_mask import finish_mask
 from placewright.errors import BackendUnavailable
-from placewright.models import MODELS, onnx_providers
+from placewright.models import MODELS, onnx_providers, onnx_session_options
 from placewright.models.weights import find_rembg_model, rembg_model_source
 from placewright.settings import CutoutSettings, ModelSpec
 
@@ -62,7 +62,7 @@ def _new_session(path: Path, providers: list[str]) -> Any:
         saved = os.environ.get("U2NET_HOME")
         os.environ["U2NET_HOME"] = str(path.parent)
         try:
-            return new_session(name, providers=providers, **extra)
+            return new_session(name, providers=providers, sess_opts=onnx_session_options(), **extra)
         finally:
             if saved is None:
                 os.environ.pop("U2NET_HOME", None)

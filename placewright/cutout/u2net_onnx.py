@@ -26,7 +26,7 @@ from placewright.cutout import Cutter
 from placewright.cutout.from_mask import finish_mask
 from placewright.cutout.rembg import DEFAULT_MASK_SIDE
 from placewright.errors import BackendUnavailable, StageFailed
-from placewright.models import MODELS, onnx_providers
+from placewright.models import MODELS, onnx_providers, onnx_session_options
 from placewright.models.weights import find_rembg_model, rembg_model_source
 from placewright.settings import CutoutSettings, ModelSpec
 
@@ -45,7 +45,7 @@ def _new_session(path: Path, providers: list[str]) -> Any:
 
     if not path.is_file():
         raise BackendUnavailable(f"u2net model file {path} disappeared")
-    return ort.InferenceSession(str(path), providers=providers)
+    return ort.InferenceSession(str(path), sess_options=onnx_session_options(), providers=providers)
 
 
 def _side(session: Any) -> int:

@@ -6,7 +6,13 @@ without the ``ai`` extra.
 """
 
 from placewright.models.cache import MODELS, ModelCache
-from placewright.models.runtime import missing_packages, onnx_providers, resolve_device, resolve_dtype
+from placewright.models.runtime import (
+    missing_packages,
+    onnx_providers,
+    onnx_session_options,
+    resolve_device,
+    resolve_dtype,
+)
 from placewright.models.weights import find_pretrained, find_weights_file, weights_reason
 
 __all__ = [
@@ -16,6 +22,7 @@ __all__ = [
     "find_weights_file",
     "missing_packages",
     "onnx_providers",
+    "onnx_session_options",
     "resolve_device",
     "resolve_dtype",
     "weights_reason",

@@ -61,3 +61,21 @@ def onnx_providers(device: str) -> list[str]:
     if device in ("cuda", "mps"):
         raise BackendUnavailable(f"device {device!r} was asked for but onnxruntime has no {accelerator}")
     return ["CPUExecutionProvider"]
+
+
+def onnx_session_options(threads: int = 0) -> Any:
+    """The onnxruntime ``SessionOptions`` every ONNX backend's session is made with.
+
+    ``threads``: intra-op threads (0: onnxruntime's default, one per physical core). The pool's threads
+    sleep when idle instead of spinning (``session.intra_op.allow_spinning = 0``): the flow runs stages in
+    parallel threads, and a spinning pool takes a core from them between inferences (on 2 cores, ~0.1 s of
+    a 2-variant CLI run's 3.2 s, measured). onnxruntime's warnings stay out of the log (severity 3: errors).
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    return options

@@ -161,3 +161,23 @@ print(result.record.backend, [s.split(":")[0] for s in result.record.skipped], r
     assert done.returncode == 0, done.stderr
     backend, rest = done.stdout.split(" ", 1)
     assert backend == "u2net" and "'rembg'" in rest  # rembg: skipped, its package is missing
+
+
+@pytest.mark.usefixtures("no_downloads")
+def test_every_onnx_session_sleeps_between_inferences(models_dir: Path) -> None:
+    """The sessions' thread pools do not spin (they took a core from the stages running beside them)."""
+    from placewright import ocr
+    from placewright.settings import OcrSettings
+
+    opts = options(models_dir)
+    sessions = [U2netCutter(opts).session()]
+    if importlib.util.find_spec("rembg") is not None:  # the ai extra
+        from placewright.cutout.rembg import RembgCutter
+
+        rembg = opts.model_copy(update={"rembg": opts.rembg.model_copy(update={"model": "u2netp"})})
+        sessions.append(RembgCutter(rembg).session().inner_session)
+    ocr_model = ModelSpec(model="pp-ocrv4", models_dir=pulled("pp-ocrv4"), device="cpu")
+    reader = ocr.load_reader(OcrSettings(model=ocr_model))
+    sessions += [reader.det, reader.rec]
+    for session in sessions:
+        assert session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"

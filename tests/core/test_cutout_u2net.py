@@ -164,8 +164,9 @@ print(result.record.backend, [s.split(":")[0] for s in result.record.skipped], r
 
 
 @pytest.mark.usefixtures("no_downloads")
-def test_every_onnx_session_sleeps_between_inferences(models_dir: Path) -> None:
-    """The sessions' thread pools do not spin (they took a core from the stages running beside them)."""
+def test_every_onnx_session_is_made_with_the_shared_options(models_dir: Path) -> None:
+    """The sessions' thread pools do not spin (they took a core from the stages running beside them), and
+    plan no memory pattern (one per input shape: the OCR models get a new shape with nearly every image)."""
     from placewright import ocr
     from placewright.settings import OcrSettings
 
@@ -180,4 +181,6 @@ def test_every_onnx_session_sleeps_between_inferences(models_dir: Path) -> None:
     reader = ocr.load_reader(OcrSettings(model=ocr_model))
     sessions += [reader.det, reader.rec]
     for session in sessions:
-        assert session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+        made_with = session.get_session_options()
+        assert made_with.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+        assert made_with.enable_mem_pattern is False

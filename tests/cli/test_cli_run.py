@@ -166,7 +166,7 @@ def test_a_variant_that_fails_the_quality_gate_is_published_with_a_warning(
 
 
 def test_the_cli_process_leaves_its_objects_out_of_the_collections_at_exit() -> None:
-    """The interpreter's collections at exit walked the whole heap (~0.25 s a run): the CLI freezes it first."""
+    """An in-process caller of the CLI's module: the interpreter ends the process, its collections sparing the heap."""
     code = (
         "import atexit, gc, placewright.cli\n"
         "before = gc.get_freeze_count()\n"
@@ -177,3 +177,32 @@ def test_the_cli_process_leaves_its_objects_out_of_the_collections_at_exit() -> 
     before, after = map(int, done.stdout.split())
     assert before == 0
     assert after > 1000  # the modules, classes and functions of the imports
+
+
+def test_the_cli_ends_without_the_interpreters_teardown_keeping_its_output_and_status(tmp_path: Path) -> None:
+    """main() ends the process in its last exit hook: every line printed and logged arrives, the status is kept,
+    and the exit hooks registered before it (here: one that stands for the interpreter's teardown) never run."""
+    log = tmp_path / "cli.log"
+    code = (
+        "import atexit, logging, sys\n"
+        "atexit.register(print, 'TEARDOWN', file=sys.stderr)\n"
+        "from placewright.cli import main\n"
+        f"handler = logging.FileHandler({str(log)!r})\n"
+        "logging.getLogger('placewright.test').addHandler(handler)\n"
+        "logging.getLogger('placewright.test').warning('logged before exit')\n"
+        "sys.stdout.write('x' * 100000)\n"  # buffered: must be flushed
+        "sys.argv = ['placewright', *sys.argv[1:]]\n"
+        "main()\n"
+    )
+    for args, status in ((["--help"], 0), (["run"], 2), (["no-such-command"], 2)):
+        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
+        assert done.returncode == status, done.stderr
+        assert done.stdout.startswith("x" * 100000)
+        assert "TEARDOWN" not in done.stderr
+        assert "Traceback" not in done.stderr
+        if status == 0:
+            assert "Place a product photo" in done.stdout
+        else:
+            assert done.stderr.startswith("placewright: error: ")
+        assert log.read_text() == "logged before exit\n"  # flushed and closed by logging's shutdown
+        log.unlink()

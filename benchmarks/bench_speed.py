@@ -21,11 +21,13 @@ stopped at the end; the CLI runs find it through ``PREFECT_HOME``, as an operato
    1-variant one: at most 1.5x.
 
 Every measurement group gets fresh folders (intermediate cache, output), so a group is warmed only by its own
-earlier runs. Rows 1-2 take the median of 5 repeats (``--quick``: 1), interleaving core and flow so that a
-change in the machine's load hits both; the CLI and campaign rows take 4 (``--quick``: 1), the CLI's runs
-interleaved with the core's. In-process runs start after one
-untimed warm-up of each (models loaded, Prefect's blocks registered), and the per-process label caches of the
-quality gate are emptied before each computed run, so each reads its product's label once, as a CLI run does.
+earlier runs. Each section, and each computed CLI run, starts once the server has finished recording the runs
+before it (its CPU under 4% of a core for 0.5 s): right after the flow rows, the first CLI runs took ~0.3 s
+longer while the server still wrote the flows' events. Rows 1-2 take the median of 5 repeats (``--quick``: 1),
+interleaving core and flow so that a change in the machine's load hits both; the CLI and campaign rows take 4
+(``--quick``: 1), the CLI's runs interleaved with the core's. In-process runs start after one untimed warm-up of
+each (models loaded, Prefect's blocks registered), and the per-process label caches of the quality gate are
+emptied before each computed run, so each reads its product's label once, as a CLI run does.
 PREFECT_* and PLACEWRIGHT_* variables of the calling shell are ignored. ``--crash-after N`` starts the server
 with that option (0: runs send no heartbeats). A section that fails shows as a failed row; the rest still run.
 """
@@ -376,6 +378,23 @@ def _cpu_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _settle(pid: int | None, *, window: float = 0.5, busy: float = 0.04, limit: float = 20.0) -> float:
+    """Wait until process ``pid`` (the server) uses under ``busy`` of a core over ``window`` seconds, at most ``limit``.
+
+    The server records a flow run's events for a while after the run: a section measured on a server still
+    busy with the last section's events would count that work as its own. Returns the seconds waited.
+    """
+    started = time.perf_counter()
+    if pid is None:
+        return 0.0
+    while time.perf_counter() - started < limit:
+        before = _cpu_of(pid)
+        time.sleep(window)
+        if _cpu_of(pid) - before < busy * window:
+            break
+    return time.perf_counter() - started
+
+
 def _median(values: list[float]) -> float:
     return statistics.median(values)
 
@@ -460,9 +479,15 @@ class Bench:
         self.server: Any = None
         self.updates: dict[Any, Any] = {}
         self.core2: list[float] = []
+        self.settled = 0.0
+
+    def settle(self) -> None:
+        """Wait for the server to finish recording earlier runs (see :func:`_settle`)."""
+        self.settled += _settle(self.server.pid if self.server is not None else None)
 
     def section(self, label: str, target: str, measure: Callable[[], None]) -> None:
         try:
+            self.settle()
             measure()
         except Exception as exc:  # one broken measurement must not lose the table
             message = " ".join(str(exc).split())
@@ -632,6 +657,7 @@ class Bench:
             env = {**self.cli_env, "PLACEWRIGHT_CACHE_DIR": str(folder / "cache")}
             argv = _placewright("run", str(PRODUCT), "-p", PROMPTS[0], "-p", PROMPTS[1], "--size", str(SIZE))
             argv += ["--out", str(folder / "out")]
+            self.settle()  # the last repeat's runs are recorded
             done = _command(argv, env)
             computed.append(done.wall)
             phases["computed"] = done.phases
@@ -787,7 +813,8 @@ class Bench:
         lines = [
             f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, Prefect {prefect.__version__}",
             f"load average {load_before:.2f} at start, {os.getloadavg()[0]:.2f} at end; "
-            f"bench took {time.perf_counter() - started:.0f} s",
+            f"bench took {time.perf_counter() - started:.0f} s, {self.settled:.1f} s of it waiting for the server to "
+            "finish recording earlier runs",
             f"median of {self.repeats} (rows 1-2), {self.cli_repeats} (CLI, campaign); ranges in brackets; {server}",
             warm,
             *self.notes,

@@ -387,17 +387,18 @@ def test_a_job_failed_by_a_fault_succeeds_when_retried_from_the_dashboard(shared
         assert len(done["result"]["images"]) == 2
 
         # The second attempt read every stage finished before harmonize from the cache. (The server
-        # records task-run states from their events, a moment after the flow run ends.)
-        def second_attempt() -> dict[str, set[str]]:
+        # records task-run states from their events, in batches, a moment after the flow run ends: a task
+        # run can be listed before its state is.)
+        def second_attempt() -> dict[str, set[str]] | None:
             states: dict[str, set[str]] = {}
             for task_run in task_runs(flow_run.id):
                 if task_run.flow_run_run_count == 2:
+                    if task_run.state is None or not task_run.state.is_final():
+                        return None
                     states.setdefault(task_run.name.rsplit("-", 1)[0], set()).add(task_run.state.name)
-            return states
+            return states if states.get("publish") == {"Completed"} else None
 
-        states = wait_until(
-            lambda: (found := second_attempt()).get("publish") == {"Completed"} and found, 30, "the task runs recorded"
-        )
+        states = wait_until(second_attempt, 30, "the task runs recorded")
         for stage in FINISHED_STAGES:
             assert states.get(stage) == {"Cached"}, (stage, states)
         assert states["harmonize"] == {"Completed"}, states

@@ -387,8 +387,8 @@ def test_a_job_failed_by_a_fault_succeeds_when_retried_from_the_dashboard(shared
         assert len(done["result"]["images"]) == 2
 
         # The second attempt read every stage finished before harmonize from the cache. (The server
-        # records task-run states from their events, in batches, a moment after the flow run ends: a task
-        # run can be listed before its state is.)
+        # records task-run states from their events, a moment after the flow run ends: a task run can be
+        # listed before its state is.)
         def second_attempt() -> dict[str, set[str]] | None:
             states: dict[str, set[str]] = {}
             for task_run in task_runs(flow_run.id):

@@ -368,16 +368,34 @@ class LivePrefect:
                     )
                 time.sleep(POLL_S)
 
-    def task_runs(self, flow_run_id: UUID) -> list[Any]:
-        """Every task run of the flow run (of every attempt of it), oldest first."""
+    def task_runs(self, flow_run_id: UUID, timeout_s: float = 30.0) -> list[Any]:
+        """Every task run of the flow run (of every attempt of it), oldest first, once the server has recorded them.
+
+        The server records task runs from their events, a moment after the flow run ends: until two reads a
+        poll apart agree and every task run has a state, it is still recording.
+        """
         from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
         from prefect.client.schemas.sorting import TaskRunSort
 
-        with self.client() as client:
-            return client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
-                sort=TaskRunSort.EXPECTED_START_TIME_ASC,
-            )
+        def read() -> list[Any]:
+            with self.client() as client:
+                return client.read_task_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+                    sort=TaskRunSort.EXPECTED_START_TIME_ASC,
+                )
+
+        def seen(task_runs: list[Any]) -> list[tuple[Any, str | None]]:
+            return [(t.id, t.state.name if t.state else None) for t in task_runs]
+
+        deadline = time.monotonic() + timeout_s
+        last = read()
+        while True:
+            time.sleep(POLL_S)
+            now = read()
+            settled = seen(now) == seen(last) and all(t.state is not None for t in now)
+            if settled or time.monotonic() > deadline:
+                return now
+            last = now
 
     def flow_run_states(self, flow_run_id: UUID) -> list[Any]:
         """The flow run's state history, oldest first."""

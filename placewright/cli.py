@@ -535,8 +535,9 @@ def server_watch_crashes(
 def _crash_automation(url: str, crash_after: int, *, strict: bool = False) -> int:
     """Create, update or (``crash_after`` 0) remove the zombie-run automation on ``url``; the window in force."""
     from flows.background_server import CRASH_AUTOMATION_NAME, ensure_crash_automation
+    from flows.server_environment import without_telemetry
 
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    without_telemetry()
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     try:
         done = ensure_crash_automation(url.rstrip("/"), crash_after)
@@ -585,9 +586,9 @@ def _run_flow(flow_name: str, parameters: dict[str, Any], *, progress: FlowProgr
     """Run a flow (``place_product`` or ``run_campaign``) against $PREFECT_API_URL, else the
     background server (``placewright server start``) when it answers, else a private local server
     started for this run."""
-    # Self-hosted means no telemetry unless asked for: set DO_NOT_TRACK=0 to allow Prefect's.
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
+    from flows.server_environment import without_telemetry
+
+    without_telemetry()  # self-hosted: no telemetry unless asked for
     # The CLI prints its own result and one-line errors; Prefect's console log stays quiet
     # (the run's logs still reach the Prefect API). Set this to INFO to see them.
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")

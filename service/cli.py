@@ -9,6 +9,7 @@ import socket
 import sys
 import threading
 
+from flows.server_environment import without_telemetry
 from placewright.settings import Settings
 from service.records import ApiKey, Records
 from service.runtime import Places
@@ -17,8 +18,7 @@ log = logging.getLogger("placewright.service")
 
 
 def _quiet_prefect() -> None:
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
+    without_telemetry()
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
 
 

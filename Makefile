@@ -30,8 +30,16 @@ $(CHROMIUM):
 
 # The AI backends (the tests build tiny models for each). torch first, pinned to a pair that
 # imports together (plain "torch" can pull another multi-GB CUDA build); override TORCH to choose.
+# The default pair is a CUDA build: ~5.5 GB in the venv, ~7 GB for the whole extra. Before installing it, one
+# line says when the disk cannot hold it (pip would fail minutes later with "No space left on device").
 TORCH ?= torch==2.14.1 torchvision==0.29.1
+AI_INSTALL_GB ?= 7
 $(VENV)/.installed-ai: $(VENV)/.installed-test
+	@$(BIN)/python -c 'import importlib.util, shutil, sys; \
+	free = shutil.disk_usage("$(VENV)").free / 2**30; \
+	short = importlib.util.find_spec("torch") is None and free < $(AI_INSTALL_GB); \
+	sys.exit(f"the AI extra (torch, diffusers, transformers) needs about $(AI_INSTALL_GB) GB free where $(VENV) is; " \
+	f"{free:.1f} GB is free. Free some space, or set TORCH to a smaller build and AI_INSTALL_GB to its size" if short else 0)'
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e ".[test,ai]"
 	touch $@

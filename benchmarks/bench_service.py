@@ -10,9 +10,12 @@ differs) and seed, so no stage is answered from the cache of an earlier job. Pri
    classical variant at 1024x1024, sequential jobs on a warm service (the first jobs are warm-up,
    reported apart), and where the time goes (from the flow run's states);
 2. throughput: jobs a minute with 8 client threads, with 2 warm workers and with 1;
-3. model loads per worker: 20 jobs with tiny AI models (diffusion scene and harmonize, u2netp
+3. a burst: 50 jobs posted at once (no ``Prefer: wait``), with 2 warm workers: how long each POST took to
+   answer, and when every job had its flow run and when every job had ended (against Prefect's default
+   SQLite database, which takes one writer at a time);
+4. model loads per worker: 20 jobs with tiny AI models (diffusion scene and harmonize, u2netp
    cut-out, PP-OCRv4 label guard), read from each worker's status file;
-4. a summary against the targets.
+5. a summary against the targets.
 """
 
 from __future__ import annotations
@@ -447,6 +450,66 @@ def table_throughput(
     console.print(table)
 
 
+def table_burst(prefect: PrefectServer, workdir: Path, jobs: int, workers: int, size: str, results: Results) -> None:
+    """``jobs`` uploads posted at once, each from its own client; the service answers without waiting."""
+    table = Table(
+        title=f"3. Burst: {jobs} jobs posted at once, {workers} warm worker(s) ({size}, one classical variant)"
+    )
+    for column in ("answer p50 s", "answer p95 s", "slowest answer s", "every job has its run s", "every job ended s"):
+        table.add_column(column, justify="right")
+    images = products(jobs)
+    env = {"PLACEWRIGHT_OUTPUT__SIZE": json.dumps(size)}
+    with Service(workdir / "burst", prefect, workers=workers, env_extra=env) as service:
+
+        def post(index: int) -> tuple[float, str]:
+            options = {"prompts": [PROMPTS[index % len(PROMPTS)]], "seed": 5000 + index}
+            with httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {service.token}"}) as client:
+                began = time.perf_counter()
+                response = client.post(
+                    "/v1/jobs/upload",
+                    files={"product": (f"burst-{index}.jpg", images[index], "image/jpeg")},
+                    data={"options": json.dumps(options)},
+                    timeout=JOB_TIMEOUT_S,
+                )
+                if response.status_code != 201:
+                    raise RuntimeError(f"POST /v1/jobs/upload: {response.status_code} {response.text[:300]}")
+                return time.perf_counter() - began, response.json()["id"]
+
+        began = time.perf_counter()
+        with ThreadPoolExecutor(jobs) as pool:
+            answers = list(pool.map(post, range(jobs)))
+        ids = [job_id for _, job_id in answers]
+        with_runs = ended = None
+        while ended is None:
+            if time.perf_counter() - began > JOB_TIMEOUT_S:
+                raise RuntimeError(f"the burst's jobs did not end within {JOB_TIMEOUT_S:.0f} s")
+            with Records(service.state_dir / "service.db") as records:
+                found = [records.job(job_id) for job_id in ids]
+            if with_runs is None and all(job is not None and job.flow_run_id for job in found):
+                with_runs = time.perf_counter() - began
+            if all(job is not None and job.state in FINAL for job in found):
+                ended = time.perf_counter() - began
+                failed = [job for job in found if job is not None and job.state != "succeeded"]
+                if failed:
+                    raise RuntimeError(f"{len(failed)} burst job(s) did not succeed: {failed[0].state}")
+            time.sleep(0.1)
+    seconds = [answer for answer, _ in answers]
+    table.add_row(
+        f"{percentile(seconds, 50):.2f}",
+        f"{percentile(seconds, 95):.2f}",
+        f"[bold]{max(seconds):.2f}",
+        f"{with_runs:.1f}",
+        f"{ended:.1f}",
+    )
+    table.caption = (
+        "Flow runs are created one at a time by the service's creator thread; an answer waits at most "
+        "service.create_wait_s (2 s) for its run"
+    )
+    console.print(table)
+    results.add(f"burst of {jobs} posts, slowest answer", f"{max(seconds):.2f} s")
+    results.add(f"burst of {jobs} jobs, all ended ({workers} workers)", f"{ended:.1f} s")
+
+
 def _one(service: Service, product: bytes, index: int) -> Run:
     with service.client() as client:
         return run_job(client, product, index)
@@ -498,7 +561,7 @@ def table_model_loads(prefect: PrefectServer, workdir: Path, jobs: int, workers:
     if failed:
         raise RuntimeError(f"{len(failed)} job(s) did not succeed: {failed[0].state}: {failed[0].error}")
     keys = sorted({key for s in statuses for key in s["model_loads"]})
-    table = Table(title=f"3. Model loads per warm worker, {jobs} jobs with tiny AI models (target: 1 each)")
+    table = Table(title=f"4. Model loads per warm worker, {jobs} jobs with tiny AI models (target: 1 each)")
     table.add_column("worker (pid)")
     table.add_column("jobs", justify="right")
     for key in keys:
@@ -530,12 +593,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="warm workers of the service")
     parser.add_argument("--model-jobs", type=int, help="jobs in the model-loads table (default 20; quick: 6)")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--burst", type=int, help="jobs posted at once in the burst table (default 50; quick: 20)")
+    parser.add_argument("--skip-burst", action="store_true")
     parser.add_argument("--skip-one-worker", action="store_true", help="throughput with --workers only, not 1 too")
     parser.add_argument("--skip-models", action="store_true", help="no model-loads table (needs torch/diffusers)")
     args = parser.parse_args()
     jobs = args.jobs or (6 if args.quick else 20)
     throughput_jobs = args.throughput_jobs or (8 if args.quick else 24)
     model_jobs = args.model_jobs or (6 if args.quick else 20)
+    burst = args.burst or (20 if args.quick else 50)
     worker_counts = [args.workers] if args.skip_one_worker or args.quick or args.workers == 1 else [args.workers, 1]
 
     results = Results()
@@ -550,6 +616,8 @@ def main() -> None:
             table_latency(prefect, tmp, jobs, args.warmup, args.size, results, args.workers)
             if not args.skip_throughput:
                 table_throughput(prefect, tmp, worker_counts, throughput_jobs, args.threads, args.size, results)
+            if not args.skip_burst:
+                table_burst(prefect, tmp, burst, args.workers, args.size, results)
             if args.skip_models:
                 pass
             elif find_spec("diffusers") is None or find_spec("torch") is None:
@@ -560,7 +628,7 @@ def main() -> None:
                 table_model_loads(prefect, tmp, model_jobs, args.workers, results)
         finally:
             prefect.stop()
-    summary = Table(title="4. Summary")
+    summary = Table(title="5. Summary")
     for column in ("measure", "value", "target", "verdict"):
         summary.add_column(column)
     for row in results.rows:

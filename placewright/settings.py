@@ -521,6 +521,14 @@ class ServiceSettings(Section):
         64, ge=1, description="Most queued and running jobs per API key: 429 with Retry-After above it."
     )
     max_wait_s: float = Field(60.0, ge=0, le=600, description="The longest Prefer: wait=N a request may ask for.")
+    create_wait_s: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="A new job's answer waits this long for its Prefect flow run. Runs are created one at a time "
+        "(Prefect's SQLite database takes one writer at a time); in a burst, later jobs answer queued by then and "
+        "their runs follow in order.",
+    )
     legacy_key: str | None = Field(
         None,
         description="The prototype's routes (/image/...) carry no API key: requests without one act as this key "

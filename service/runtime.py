@@ -2,8 +2,12 @@
 
 - **Submitting** (:meth:`Runtime.submit`): the job is recorded first (with its HTTP idempotency key),
   then its flow run is created with the job's namespaced Prefect idempotency key and the flow run's
-  id recorded. A restart between the two steps is healed by the reconciler, which creates the flow
-  run again and gets the same one: no job is lost and none is run twice.
+  id recorded. Flow runs are created one at a time, as queued, by one creator thread: Prefect's default
+  SQLite database takes one writer at a time, and 50 jobs posted at once, each creating its own run,
+  waited up to 30 s in the client's retries of 'database is locked'. The answer waits at most
+  ``service.create_wait_s`` for its run; a job whose run is not created by then answers ``queued`` and
+  its run follows. A restart between the two steps is healed by the reconciler, which has the flow run
+  created again and gets the same one: no job is lost and none is run twice.
 - **Reconciling** (:meth:`Runtime.reconcile_once`, every ``service.poll_interval_s``): the records of
   unfinished jobs are compared with their flow runs' states; a final state records the result (read
   from the published manifest) and queues the webhook event in the same transaction. Completion never
@@ -23,6 +27,8 @@ import math
 import threading
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -127,6 +133,13 @@ class Runtime:
         self._alive_workers: set[str] = set()
         self._reconcile_lock = threading.Lock()
         self._submit_lock = threading.Lock()
+        # The one creator of flow runs (see the module docstring) and what it has queued, by job id.
+        self._creator = ThreadPoolExecutor(max_workers=1, thread_name_prefix="creator")
+        self._creations: dict[str, Future[None]] = {}
+        self._creations_lock = threading.Lock()
+        # Recording a job's new run and canceling a job that has none, one at a time: a job canceled while its
+        # run was being created has that run canceled, never run.
+        self._run_id_lock = threading.Lock()
         self._cycles = 0
         self.outbox = Outbox(
             self.records,
@@ -155,6 +168,7 @@ class Runtime:
 
     def stop(self) -> None:
         self._stop.set()
+        self._creator.shutdown(wait=True, cancel_futures=True)  # queued jobs get their runs after a restart
         for thread in self._threads:
             thread.join(timeout=10)
         self.records.close()
@@ -237,22 +251,54 @@ class Runtime:
             )
             if self.records.job(job_id) is None:
                 self.records.add_job(job)
-        try:
-            self._create_run(job)
-        except Exception as exc:  # the job is recorded: the reconciler creates its run (the same one) later
-            log.warning("job %s: its flow run is not created yet (%s: %s)", job.id, type(exc).__name__, first_line(exc))
+        wait_for([self._queue_creation(job.id)], timeout=self.settings.service.create_wait_s)
         return self.records.job(job_id) or job, True
 
-    def _create_run(self, job: JobRecord) -> None:
+    def _queue_creation(self, job_id: str) -> Future[None]:
+        """Have the creator create the job's flow run (once: a job already queued keeps its place)."""
+        with self._creations_lock:
+            queued = self._creations.get(job_id)
+            if queued is None:
+                queued = self._creations[job_id] = self._creator.submit(self._create_run, job_id)
+            return queued
+
+    def _create_run(self, job_id: str) -> None:
+        """The creator's step: the recorded job's flow run, unless it has one or has ended (canceled)."""
         assert self.deployment_id is not None, "start() first"
-        flow_run = self.engine.create_run(self.deployment_id, job.id, job.key_id, job.request)
-        self.records.update_job(job.id, flow_run_id=str(flow_run.id))
-        job.flow_run_id = str(flow_run.id)
+        try:
+            job = self.records.job(job_id)
+            if job is None or job.flow_run_id is not None or job.state in FINAL_STATES:
+                return
+            flow_run = self.engine.create_run(self.deployment_id, job.id, job.key_id, job.request)
+            with self._run_id_lock:
+                current = self.records.job(job_id)
+                canceled = current is None or current.state in FINAL_STATES
+                if not canceled:
+                    self.records.update_job(job_id, flow_run_id=str(flow_run.id))
+        except Exception as exc:  # the job is recorded: the reconciler queues it again (the same run) later
+            log.warning("job %s: its flow run is not created yet (%s: %s)", job_id, type(exc).__name__, first_line(exc))
+            return
+        finally:
+            with self._creations_lock:
+                self._creations.pop(job_id, None)
+        if canceled:  # while its run was being created
+            try:
+                self.engine.cancel(str(flow_run.id))
+            except Exception as exc:
+                log.warning(
+                    "job %s was canceled, but its flow run %s could not be (%s: %s)",
+                    job_id,
+                    flow_run.id,
+                    type(exc).__name__,
+                    first_line(exc),
+                )
 
     def refresh(self, job: JobRecord) -> JobRecord:
         """The job with its state read from its flow run now (a dashboard retry shows at once)."""
-        if job.flow_run_id is None:
-            return job
+        if job.flow_run_id is None:  # its run may have been created since
+            job = self.records.job(job.id) or job
+            if job.flow_run_id is None:
+                return job
         flow_run = self.engine.read_run(job.flow_run_id)
         self._apply(job, flow_run)
         return self.records.job(job.id) or job
@@ -261,7 +307,7 @@ class Runtime:
         if job.state in FINAL_STATES:
             return job
         if job.flow_run_id is None:  # recorded, its run not created yet: it never will be
-            with self._reconcile_lock:
+            with self._run_id_lock:
                 current = self.records.job(job.id) or job
                 if current.flow_run_id is None:
                     self._finish(current, "canceled", now_iso("milliseconds"))
@@ -290,7 +336,7 @@ class Runtime:
                 revivable = datetime.now(UTC) - timedelta(seconds=RETRY_WATCH_S)
                 jobs += self.records.failed_since(revivable.isoformat(timespec="milliseconds"))
             for job in [j for j in jobs if j.flow_run_id is None]:
-                self._create_run(job)  # recorded before a restart, its flow run not yet: same run
+                self._queue_creation(job.id)  # recorded before a restart (or a failed try): the same run
             ids = [j.flow_run_id for j in jobs if j.flow_run_id is not None]
             runs = self.engine.read_runs(ids) if ids else {}
             for job in jobs:

@@ -15,9 +15,11 @@ import base64
 import io
 import json
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -804,3 +806,106 @@ def test_legacy_routes_open_with_legacy_key(start: Callable[..., Api]) -> None:
     # The legacy key's jobs are v1 jobs of that key as well, and revoking it closes the routes again.
     assert api.records.revoke_key("prototype")
     assert_problem(api.client.get(f"/image/status/{accepted['job_id']}"), 401)
+
+
+@dataclass
+class HeldCreations:
+    """The engine's flow-run creation, held until ``release()``: how many ran at once, at most, and how many
+    are under way now."""
+
+    gate: threading.Event
+    lock: threading.Lock
+    running: int = 0
+    most: int = 0
+    calls: int = 0
+
+    def release(self) -> None:
+        self.gate.set()
+
+
+def hold_creations(api: Api, monkeypatch: pytest.MonkeyPatch) -> HeldCreations:
+    engine = api.runtime.engine
+    real = engine.create_run
+    held = HeldCreations(threading.Event(), threading.Lock())
+
+    def create_run(*args: Any, **kwargs: Any) -> Any:
+        with held.lock:
+            held.running += 1
+            held.calls += 1
+            held.most = max(held.most, held.running)
+        try:
+            assert held.gate.wait(60), "creations held for 60 s"
+            return real(*args, **kwargs)
+        finally:
+            with held.lock:
+                held.running -= 1
+
+    monkeypatch.setattr(engine, "create_run", create_run)
+    return held
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout_s:.0f} s: {what}"
+        time.sleep(0.05)
+
+
+def test_a_burst_of_jobs_is_answered_while_their_runs_are_created_one_at_a_time(
+    start: Callable[..., Api], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = start(create_wait_s=0.2)
+    _, headers = api.key()
+    held = hold_creations(api, monkeypatch)
+    with ThreadPoolExecutor(6) as pool:  # six clients post at once while the Prefect database is slow
+        answers = list(pool.map(lambda i: api.create(headers, job_body(f"scene {i}")), range(6)))
+    # Every answer came while the first creation was still held: none waited for its run.
+    assert held.running == 1 and held.calls == 1
+    assert [a.status_code for a in answers] == [201] * 6
+    jobs = [a.json() for a in answers]
+    assert {j["state"] for j in jobs} == {"queued"}
+    assert all(api.records.job(j["id"]).flow_run_id is None for j in jobs)
+    # A job without its run yet reads as queued, with nothing missing.
+    read = api.client.get(f"/v1/jobs/{jobs[-1]['id']}", headers=headers)
+    assert read.status_code == 200 and read.json()["state"] == "queued"
+
+    held.release()
+    wait_until(lambda: all(api.records.job(j["id"]).flow_run_id for j in jobs), "every job has its flow run")
+    assert held.most == 1 and held.calls == 6  # one creation at a time, each job once
+    for job in jobs:
+        flow_run = api.runtime.engine.read_run(api.records.job(job["id"]).flow_run_id)
+        assert f"job:{job['id']}" in flow_run.tags
+        assert flow_run.parameters["request"]["prompts"] == job["request"]["prompts"]
+        assert flow_run.state.type.value == "SCHEDULED"
+
+
+def test_a_job_canceled_while_its_run_is_created_never_runs(
+    start: Callable[..., Api], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+
+    api = start(create_wait_s=0)
+    _, headers = api.key()
+    held = hold_creations(api, monkeypatch)
+    first, second = api.create(headers).json(), api.create(headers).json()
+    wait_until(lambda: held.running == 1, "the first job's creation is under way")
+    for job in (first, second):  # one being created, one queued behind it: both answer at once
+        response = api.client.post(f"/v1/jobs/{job['id']}/cancel", headers=headers)
+        assert response.status_code == 200, response.text
+        assert response.json()["state"] == "canceled"
+    held.release()
+    wait_until(lambda: not api.runtime._creations, "the creator is done")
+
+    def runs_of(job: dict[str, Any]) -> list[Any]:
+        with api.runtime.engine.client() as client:
+            tags = FlowRunFilterTags(all_=[f"job:{job['id']}"])
+            return client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=tags))
+
+    # The run made for the first while it was canceled is canceled too; the second never got one.
+    wait_until(lambda: runs_of(first) and runs_of(first)[0].state.type.value == "CANCELLED", "first run canceled")
+    assert runs_of(second) == []
+    assert held.calls == 1
+    for job in (first, second):
+        record = api.records.job(job["id"])
+        assert record.state == "canceled" and record.flow_run_id is None
+        assert api.client.get(f"/v1/jobs/{job['id']}", headers=headers).json()["state"] == "canceled"

@@ -264,8 +264,8 @@ class Runtime:
 
     def _create_run(self, job_id: str) -> None:
         """The creator's step: the recorded job's flow run, unless it has one or has ended (canceled)."""
-        assert self.deployment_id is not None, "start() first"
         try:
+            assert self.deployment_id is not None, "start() first"
             job = self.records.job(job_id)
             if job is None or job.flow_run_id is not None or job.state in FINAL_STATES:
                 return

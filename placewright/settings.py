@@ -527,7 +527,7 @@ class ServiceSettings(Section):
         le=60,
         description="A new job's answer waits this long for its Prefect flow run. Runs are created one at a time "
         "(Prefect's SQLite database takes one writer at a time); in a burst, later jobs answer queued by then and "
-        "their runs follow in order.",
+        "their runs follow one by one.",
     )
     legacy_key: str | None = Field(
         None,

@@ -4,7 +4,7 @@
   then its flow run is created with the job's namespaced Prefect idempotency key and the flow run's
   id recorded. Flow runs are created one at a time, as queued, by one creator thread: Prefect's default
   SQLite database takes one writer at a time, and 50 jobs posted at once, each creating its own run,
-  waited up to 30 s in the client's retries of 'database is locked'. The answer waits at most
+  waited up to 116 s in the client's retries of 'database is locked'. The answer waits at most
   ``service.create_wait_s`` for its run; a job whose run is not created by then answers ``queued`` and
   its run follows. A restart between the two steps is healed by the reconciler, which has the flow run
   created again and gets the same one: no job is lost and none is run twice.

@@ -463,7 +463,7 @@ def table_burst(prefect: PrefectServer, workdir: Path, jobs: int, workers: int, 
 
         def post(index: int) -> tuple[float, str]:
             options = {"prompts": [PROMPTS[index % len(PROMPTS)]], "seed": 5000 + index}
-            with httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {service.token}"}) as client:
+            with service.client() as client:
                 began = time.perf_counter()
                 response = client.post(
                     "/v1/jobs/upload",

@@ -35,6 +35,7 @@ from placewright.settings import Settings, get_settings
 from service.app import create_app
 from service.records import ApiKey, Records
 from service.runtime import Runtime
+from tests.service_harness import wait_until
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -844,13 +845,6 @@ def hold_creations(api: Api, monkeypatch: pytest.MonkeyPatch) -> HeldCreations:
     return held
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {timeout_s:.0f} s: {what}"
-        time.sleep(0.05)
-
-
 def test_a_burst_of_jobs_is_answered_while_their_runs_are_created_one_at_a_time(
     start: Callable[..., Api], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -870,7 +864,7 @@ def test_a_burst_of_jobs_is_answered_while_their_runs_are_created_one_at_a_time(
     assert read.status_code == 200 and read.json()["state"] == "queued"
 
     held.release()
-    wait_until(lambda: all(api.records.job(j["id"]).flow_run_id for j in jobs), "every job has its flow run")
+    wait_until(lambda: all(api.records.job(j["id"]).flow_run_id for j in jobs), 30, "every job has its flow run")
     assert held.most == 1 and held.calls == 6  # one creation at a time, each job once
     for job in jobs:
         flow_run = api.runtime.engine.read_run(api.records.job(job["id"]).flow_run_id)
@@ -888,13 +882,13 @@ def test_a_job_canceled_while_its_run_is_created_never_runs(
     _, headers = api.key()
     held = hold_creations(api, monkeypatch)
     first, second = api.create(headers).json(), api.create(headers).json()
-    wait_until(lambda: held.running == 1, "the first job's creation is under way")
+    wait_until(lambda: held.running == 1, 30, "the first job's creation is under way")
     for job in (first, second):  # one being created, one queued behind it: both answer at once
         response = api.client.post(f"/v1/jobs/{job['id']}/cancel", headers=headers)
         assert response.status_code == 200, response.text
         assert response.json()["state"] == "canceled"
     held.release()
-    wait_until(lambda: not api.runtime._creations, "the creator is done")
+    wait_until(lambda: not api.runtime._creations, 30, "the creator is done")
 
     def runs_of(job: dict[str, Any]) -> list[Any]:
         with api.runtime.engine.client() as client:
@@ -902,7 +896,7 @@ def test_a_job_canceled_while_its_run_is_created_never_runs(
             return client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=tags))
 
     # The run made for the first while it was canceled is canceled too; the second never got one.
-    wait_until(lambda: runs_of(first) and runs_of(first)[0].state.type.value == "CANCELLED", "first run canceled")
+    wait_until(lambda: runs_of(first) and runs_of(first)[0].state.type.value == "CANCELLED", 30, "first run canceled")
     assert runs_of(second) == []
     assert held.calls == 1
     for job in (first, second):
